@@ -1,0 +1,102 @@
+"""Text generation (temperature, top_k) and checkpoint loading."""
+
+from __future__ import annotations
+
+import math
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from model.data import CharTokenizer
+from model.errors import ConfigError
+from model.gpt import GPT, GPTConfig
+
+CHECKPOINT_FORMAT = "sweep-char-gpt/1"
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    temperature: float = 0.8  # > 0
+    top_k: int = 50  # >= 0, 0 = off
+    max_new_tokens: int = 200  # >= 0
+
+    def __post_init__(self):
+        t = self.temperature
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not (math.isfinite(t) and t > 0):
+            raise ConfigError("temperature", f"temperature must be a number > 0 (got {t!r})")
+        for k in ("top_k", "max_new_tokens"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ConfigError(k, f"{k} must be an integer >= 0 (got {v!r})")
+
+
+class CheckpointError(Exception):
+    """The file is not a checkpoint this tool wrote."""
+
+
+class PromptError(ValueError):
+    """The prompt has characters the tokenizer does not know."""
+
+
+@dataclass
+class LoadedCheckpoint:
+    model: GPT
+    tokenizer: CharTokenizer
+    meta: dict  # the checkpoint dict minus "model"
+
+
+def load_checkpoint(path, map_location="cpu") -> LoadedCheckpoint:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"not a sweep checkpoint: {path} (no such file)")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"not a sweep checkpoint: {path} ({first})") from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(
+            f"not a sweep checkpoint: {path} (format {got!r}, expected {CHECKPOINT_FORMAT!r})"
+        )
+    try:
+        model = GPT(GPTConfig(**ckpt["model_config"]))
+        model.load_state_dict(ckpt["model"])
+        tokenizer = CharTokenizer.from_dict(ckpt["tokenizer"])
+    except (KeyError, TypeError, RuntimeError, ConfigError) as e:
+        raise CheckpointError(f"not a sweep checkpoint: {path} (damaged: {e})") from e
+    model.to(map_location).eval()
+    meta = {k: v for k, v in ckpt.items() if k != "model"}
+    return LoadedCheckpoint(model, tokenizer, meta)
+
+
+def clamp_top_k(top_k: int, vocab_size: int) -> tuple[int, str | None]:
+    """top_k above the vocabulary is clamped with a notice; 0 stays 0 (off)."""
+    if top_k > vocab_size:
+        return vocab_size, f"top_k {top_k} is above the vocabulary size {vocab_size}; using {vocab_size}"
+    return top_k, None
+
+
+def generate_text(model: GPT, tokenizer: CharTokenizer, cfg: SampleConfig, *,
+                  prompt: str = "\n", seed: int = 1337, device="cpu") -> tuple[str, list[str]]:
+    """Return (prompt + continuation, notices)."""
+    bad = tokenizer.unknown(prompt)
+    if bad:
+        raise PromptError(
+            "prompt has characters outside the vocabulary: " + ", ".join(repr(c) for c in bad)
+        )
+    if not prompt:
+        raise PromptError("prompt must not be empty")
+    notices = []
+    top_k, notice = clamp_top_k(cfg.top_k, tokenizer.vocab_size)
+    if notice:
+        notices.append(notice)
+    idx = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long, device=device)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    out = model.generate(idx, cfg.max_new_tokens, cfg.temperature, top_k or None, generator=gen)
+    model.train(was_training)
+    return prompt + tokenizer.decode(out[0, idx.size(1):]), notices

@@ -1,0 +1,357 @@
+"""TrainConfig and Trainer: AMP, grad accumulation, warmup + cosine, clipping, eval,
+best checkpoint. The trainer knows nothing about logging; it reports through hooks.
+
+Steps are counted from 1: `on_step(n, ...)` follows the n-th optimizer step, evals happen
+after step n when n % eval_every == 0 and after the last step. `lr_factor` takes the
+0-based step index, exactly as the course notes write it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import tempfile
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+
+from model.data import Dataset
+from model.errors import ConfigError
+from model.gpt import GPT, GPTConfig
+from model.sample import CHECKPOINT_FORMAT, SampleConfig, generate_text
+
+SCHEDULES = ("constant", "cosine")
+AMPS = ("auto", "off", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    max_steps: int = 1000
+    batch_size: int = 64
+    grad_accum_steps: int = 1
+    lr: float = 3e-4
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.01  # torch AdamW default, as the notes use it
+    beta1: float = 0.9
+    beta2: float = 0.999
+    grad_clip: float = 1.0  # 0 = off
+    warmup_steps: int = 200
+    schedule: str = "constant"  # "constant" | "cosine"
+    eval_every: int = 200  # the notes' val_every
+    eval_iters: int = 20
+    amp: str = "auto"  # "auto" | "off" | "bf16" | "fp16"
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "mps"
+    seed: int = 1337
+    save_best: str = "best.pt"  # file name of the best checkpoint inside out_dir
+
+    def __post_init__(self):
+        for k in ("max_steps", "batch_size", "grad_accum_steps", "eval_every", "eval_iters"):
+            v = getattr(self, k)
+            if not _is_int(v) or v < 1:
+                raise ConfigError(k, f"{k} must be an integer >= 1 (got {v!r})")
+        if not _is_int(self.warmup_steps) or self.warmup_steps < 0:
+            raise ConfigError(
+                "warmup_steps", f"warmup_steps must be an integer >= 0 (got {self.warmup_steps!r})"
+            )
+        if not _is_int(self.seed) or self.seed < 0:
+            raise ConfigError("seed", f"seed must be an integer >= 0 (got {self.seed!r})")
+        if not _is_num(self.lr) or self.lr <= 0:
+            raise ConfigError("lr", f"lr must be a number > 0 (got {self.lr!r})")
+        if not _is_num(self.min_lr_ratio) or not 0 <= self.min_lr_ratio <= 1:
+            raise ConfigError(
+                "min_lr_ratio", f"min_lr_ratio must be in [0, 1] (got {self.min_lr_ratio!r})"
+            )
+        if not _is_num(self.weight_decay) or self.weight_decay < 0:
+            raise ConfigError(
+                "weight_decay", f"weight_decay must be >= 0 (got {self.weight_decay!r})"
+            )
+        for k in ("beta1", "beta2"):
+            v = getattr(self, k)
+            if not _is_num(v) or not 0 <= v < 1:
+                raise ConfigError(k, f"{k} must be in [0, 1) (got {v!r})")
+        if not _is_num(self.grad_clip) or self.grad_clip < 0:
+            raise ConfigError(
+                "grad_clip", f"grad_clip must be >= 0, 0 = off (got {self.grad_clip!r})"
+            )
+        for k, allowed in (("schedule", SCHEDULES), ("amp", AMPS), ("device", DEVICES)):
+            v = getattr(self, k)
+            if v not in allowed:
+                raise ConfigError(k, f"{k} must be one of {', '.join(allowed)} (got {v!r})")
+        if (
+            not isinstance(self.save_best, str)
+            or not self.save_best
+            or Path(self.save_best).name != self.save_best
+        ):
+            raise ConfigError(
+                "save_best", f"save_best must be a plain file name (got {self.save_best!r})"
+            )
+        if self.batch_size % self.grad_accum_steps:
+            raise ConfigError(
+                "grad_accum_steps",
+                f"batch_size ({self.batch_size}) must be divisible by "
+                f"grad_accum_steps ({self.grad_accum_steps})",
+            )
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """The course notes' schedule: linear warmup, then constant or cosine to min_lr_ratio."""
+    if step < cfg.warmup_steps:
+        return max(1e-8, (step + 1) / max(1, cfg.warmup_steps))
+    if cfg.schedule == "constant":
+        return 1.0
+    progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+    m = cfg.min_lr_ratio
+    return m + 0.5 * (1 - m) * (1 + math.cos(math.pi * progress))
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device", "device cuda is not available here; use device=auto or cpu")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device", "device mps is not available here; use device=auto or cpu")
+    if device not in DEVICES:
+        raise ConfigError("device", f"device must be one of {', '.join(DEVICES)} (got {device!r})")
+    return device
+
+
+def resolve_amp(amp: str, device: str) -> torch.dtype | None:
+    """The autocast dtype for amp on device, or None for plain fp32."""
+    if amp == "off":
+        return None
+    if amp == "auto":
+        if device == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return None
+    if amp == "bf16":
+        if device == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ConfigError("amp", "amp bf16 is not supported by this GPU; use amp=fp16 or off")
+        return torch.bfloat16
+    if amp == "fp16":
+        if device != "cuda":
+            raise ConfigError("amp", f"amp fp16 needs a CUDA device (device is {device}); use amp=bf16 or off")
+        return torch.float16
+    raise ConfigError("amp", f"amp must be one of {', '.join(AMPS)} (got {amp!r})")
+
+
+class DivergenceError(RuntimeError):
+    def __init__(self, step: int, loss: float):
+        self.step = step
+        self.loss = loss
+        super().__init__(f"non-finite loss ({loss}) at step {step}")
+
+
+class TrainerHooks:
+    """Events raised by the Trainer; all no-ops. Exceptions raised here propagate."""
+
+    def on_step(self, step: int, loss: float, tokens_per_s: float) -> None: ...
+
+    def on_eval(self, step: int, metrics: dict[str, float]) -> None: ...
+
+    def on_checkpoint(self, path: Path, metrics: dict[str, float]) -> None: ...
+
+    def on_sample(self, step: int, text: str) -> None: ...
+
+
+def configure_optimizer(model: GPT, cfg: TrainConfig, device: str) -> torch.optim.AdamW:
+    """AdamW; weight decay on 2-D weights only (matmuls, embeddings), as nanoGPT does."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    kw = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    try:
+        return torch.optim.AdamW(groups, fused=True, **kw)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(groups, foreach=True, **kw)
+
+
+def save_atomic(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Trainer:
+    def __init__(self, gpt_config: GPTConfig, train_config: TrainConfig, dataset: Dataset, *,
+                 out_dir: Path, hooks: TrainerHooks | None = None,
+                 sample_config: SampleConfig | None = None):
+        self.gpt_config = replace(gpt_config, vocab_size=dataset.tokenizer.vocab_size)
+        self.cfg = train_config
+        self.dataset = dataset
+        dataset.check_block_size(self.gpt_config.block_size)
+        self.out_dir = Path(out_dir)
+        self.hooks = hooks or TrainerHooks()
+        self.sample_config = sample_config
+        self.device = resolve_device(train_config.device)
+        self.dtype = resolve_amp(train_config.amp, self.device)
+        self.model: GPT | None = None
+
+    def autocast(self):
+        if self.dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device, dtype=self.dtype)
+
+    @torch.no_grad()
+    def evaluate(self, model: GPT) -> dict[str, float]:
+        """Mean loss over eval_iters batches per split; the same batches at every eval."""
+        cfg, block = self.cfg, self.gpt_config.block_size
+        g = torch.Generator().manual_seed(cfg.seed + 1)
+        model.eval()
+        out = {}
+        for split in ("train", "val"):
+            losses = torch.zeros(cfg.eval_iters, device=self.device)
+            for i in range(cfg.eval_iters):
+                x, y = self.dataset.get_batch(split, cfg.batch_size, block, g, self.device)
+                with self.autocast():
+                    _, loss = model(x, y)
+                losses[i] = loss
+            out[f"{split}_loss"] = losses.mean().item()
+        model.train()
+        return out
+
+    def sync(self):
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+
+    def run(self) -> dict[str, float]:
+        cfg, dev = self.cfg, self.device
+        t_start = time.perf_counter()
+        torch.manual_seed(cfg.seed)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        model = GPT(self.gpt_config).to(dev)
+        self.model = model
+        opt = configure_optimizer(model, cfg, dev)
+        scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 else None
+        if dev == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        micro = cfg.batch_size // cfg.grad_accum_steps
+        block = self.gpt_config.block_size
+        tokens_per_step = cfg.batch_size * block
+        check_every = 10 if dev == "cuda" else 1  # host syncs to look at the loss
+        buf = torch.zeros(check_every, device=dev)
+        n_buf, last_loss = 0, float("nan")
+        best_val, best_step, metrics = float("inf"), 0, {}
+        train_time, total_train_time, t_mark = 0.0, 0.0, time.perf_counter()
+        steps_since_eval = 0
+        model.train()
+        for i in range(cfg.max_steps):
+            step = i + 1
+            lr = cfg.lr * lr_factor(i, cfg)
+            for pg in opt.param_groups:
+                pg["lr"] = lr
+            step_loss = torch.zeros((), device=dev)
+            for _ in range(cfg.grad_accum_steps):
+                x, y = self.dataset.get_batch("train", micro, block, gen, dev)
+                with self.autocast():
+                    _, loss = model(x, y)
+                loss = loss / cfg.grad_accum_steps
+                step_loss += loss.detach()
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                else:
+                    loss.backward()
+            if scaler is not None:
+                scaler.unscale_(opt)
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            if scaler is not None:
+                scaler.step(opt)
+                scaler.update()
+            else:
+                opt.step()
+            opt.zero_grad(set_to_none=True)
+            buf[n_buf] = step_loss
+            n_buf += 1
+            steps_since_eval += 1
+            is_eval = step % cfg.eval_every == 0 or step == cfg.max_steps
+            if n_buf == check_every or is_eval:
+                values = buf[:n_buf].tolist()
+                for j, v in enumerate(values):
+                    if not math.isfinite(v):
+                        raise DivergenceError(step - n_buf + 1 + j, v)
+                last_loss, n_buf = values[-1], 0
+                elapsed = train_time + time.perf_counter() - t_mark
+                self.hooks.on_step(step, last_loss, steps_since_eval * tokens_per_step / max(elapsed, 1e-9))
+            if not is_eval:
+                continue
+            self.sync()
+            train_time += time.perf_counter() - t_mark
+            total_train_time += train_time
+            losses = self.evaluate(model)
+            if not math.isfinite(losses["val_loss"]):
+                raise DivergenceError(step, losses["val_loss"])
+            metrics = {
+                **losses,
+                "val_ppl": math.exp(min(losses["val_loss"], 700.0)),
+                "lr": lr,
+                "tokens_per_s": steps_since_eval * tokens_per_step / max(train_time, 1e-9),
+            }
+            self.hooks.on_eval(step, metrics)
+            if metrics["val_loss"] < best_val:
+                best_val, best_step = metrics["val_loss"], step
+                path = self.out_dir / cfg.save_best
+                save_atomic(self.checkpoint(model, step, metrics["val_loss"]), path)
+                self.hooks.on_checkpoint(path, metrics)
+            sc = self.sample_config
+            if sc is not None and sc.max_new_tokens > 0:
+                text, _ = generate_text(model, self.dataset.tokenizer, sc, seed=cfg.seed, device=dev)
+                model.train()
+                self.hooks.on_sample(step, text)
+            train_time, steps_since_eval = 0.0, 0
+            t_mark = time.perf_counter()
+        return {
+            "best_val_loss": best_val,
+            "best_val_ppl": math.exp(min(best_val, 700.0)),
+            "best_step": best_step,
+            "final_train_loss": metrics["train_loss"],
+            "final_val_loss": metrics["val_loss"],
+            "wall_s": time.perf_counter() - t_start,
+            "tokens_per_s": cfg.max_steps * tokens_per_step / max(total_train_time, 1e-9),
+            "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "peak_mem_mb": peak_mem_mb(dev),
+            "steps": cfg.max_steps,
+        }
+
+    def checkpoint(self, model: GPT, step: int, val_loss: float) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "model": model.state_dict(),
+            "model_config": asdict(self.gpt_config),
+            "tokenizer": self.dataset.tokenizer.to_dict(),
+            "train_config": asdict(self.cfg),
+            "step": step,
+            "val_loss": float(val_loss),
+            "dataset": self.dataset.identity(),
+        }
+
+
+def peak_mem_mb(device: str) -> float:
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
