@@ -1,0 +1,223 @@
+"""Profiles (experiments/*.toml) + `--set key=value` overrides -> a validated RunConfig.
+
+Keys are flat, as the user types them (`n_layer`, `dropout`, `max_steps`, ...); the
+profile TOML may group them in `[model]`, `[train]`, `[sample]` tables. Every value is
+validated by the dataclass that owns it, and errors name the key the way it was given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import tomllib
+import typing
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from model.errors import ConfigError
+from model.gpt import GPTConfig
+from model.sample import SampleConfig
+from model.train import TrainConfig
+
+from .errors import UserError
+
+SECTIONS: dict[str, type] = {"model": GPTConfig, "train": TrainConfig, "sample": SampleConfig}
+HIDDEN = {"vocab_size"}  # set from the corpus, never by the user
+DATA_KEY = "data"  # corpus spec: "shakespeare", "pydoc" or a path
+# The course notes' names for the same things.
+ALIASES = {"val_every": "eval_every", "n_embd": "n_embed"}
+
+
+def _fields() -> dict[str, tuple[str, type, Any]]:
+    out: dict[str, tuple[str, type, Any]] = {}
+    for section, cls in SECTIONS.items():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name not in HIDDEN:
+                out[f.name] = (section, hints[f.name], f.default)
+    return out
+
+
+FIELDS = _fields()
+KNOWN_KEYS = sorted([*FIELDS, DATA_KEY])
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    gpt: GPTConfig
+    train: TrainConfig
+    sample: SampleConfig
+    data: str | None = None  # None: the default corpus, with the offline fallback allowed
+
+    def to_flat(self) -> dict[str, Any]:
+        flat: dict[str, Any] = {}
+        for section in (self.gpt, self.train, self.sample):
+            for f in dataclasses.fields(section):
+                if f.name not in HIDDEN:
+                    flat[f.name] = getattr(section, f.name)
+        flat[DATA_KEY] = self.data
+        return flat
+
+    def replace(self, **changes: Any) -> RunConfig:
+        flat = self.to_flat()
+        flat.update(changes)
+        return from_flat(flat)
+
+    def config_hash(self) -> str:
+        """Identity of what is trained (device and checkpoint name do not change the result)."""
+        flat = {k: v for k, v in self.to_flat().items() if k not in ("device", "save_best")}
+        blob = json.dumps(flat, sort_keys=True, default=str)
+        return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def unknown_key_message(key: str) -> str:
+    close = difflib.get_close_matches(key, KNOWN_KEYS, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown key '{key}'{hint}; known keys: {', '.join(KNOWN_KEYS)}"
+
+
+def coerce(key: str, raw: Any) -> Any:
+    """Turn a TOML value or a command-line string into the field's type."""
+    if key == DATA_KEY:
+        return None if raw in (None, "", "None", "default") else str(raw)
+    if key not in FIELDS:
+        raise ConfigError(key, unknown_key_message(key))
+    typ = FIELDS[key][1]
+    text = raw.strip() if isinstance(raw, str) else raw
+    try:
+        if typ is bool:
+            if isinstance(text, bool):
+                return text
+            low = str(text).lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if typ is int:
+            if isinstance(text, bool):
+                raise ValueError
+            if isinstance(text, int):
+                return text
+            value = float(str(text).replace("_", ""))
+            if not value.is_integer():
+                raise ValueError
+            return int(value)
+        if typ is float:
+            if isinstance(text, bool):
+                raise ValueError
+            return float(str(text).replace("_", "")) if isinstance(text, str) else float(text)
+        return str(text)
+    except (TypeError, ValueError):
+        kind = {bool: "true or false", int: "an integer", float: "a number"}.get(typ, "a string")
+        raise ConfigError(key, f"{key} must be {kind} (got {raw!r})") from None
+
+
+def from_flat(flat: dict[str, Any]) -> RunConfig:
+    """Build and validate a RunConfig from flat keys (missing keys take the dataclass defaults)."""
+    values: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    data = None
+    for key, raw in flat.items():
+        if key == DATA_KEY:
+            data = coerce(key, raw)
+            continue
+        if key not in FIELDS:
+            raise ConfigError(key, unknown_key_message(key))
+        values[FIELDS[key][0]][key] = coerce(key, raw)
+    return RunConfig(
+        gpt=GPTConfig(**values["model"]),
+        train=TrainConfig(**values["train"]),
+        sample=SampleConfig(**values["sample"]),
+        data=data,
+    )
+
+
+def normalize_key(key: str) -> str:
+    return ALIASES.get(key.strip(), key.strip())
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    """`["n_layer=6", "dropout=0.2"]` -> {"n_layer": "6", "dropout": "0.2"}; refuses unknown keys."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise UserError(f"--set {pair}: expected key=value")
+        key, raw = pair.split("=", 1)
+        key = normalize_key(key)
+        if key == "use_cosine":  # the notes' flag
+            key, raw = "schedule", "cosine" if coerce_bool(raw) else "constant"
+        if key not in FIELDS and key != DATA_KEY:
+            raise UserError(f"--set {pair}: {unknown_key_message(key)}")
+        out[key] = raw
+    return out
+
+
+def coerce_bool(raw: str) -> bool:
+    return str(raw).strip().lower() in ("1", "true", "yes", "on")
+
+
+def profile_names() -> list[str]:
+    root = resources.files("experiments")
+    return sorted(
+        p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml") and p.name != "knobs.toml"
+    )
+
+
+def read_toml(name_or_path: str, kind: str, names: list[str], package: str) -> tuple[str, dict]:
+    """Read a named TOML shipped in `package`, or a user's own file by path."""
+    path = Path(name_or_path).expanduser()
+    if name_or_path.endswith(".toml") or path.exists():
+        try:
+            return str(path), tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UserError(f"{kind} file not found: {path}") from None
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            raise UserError(f"{kind} file {path} is not valid TOML: {e}") from None
+    resource = resources.files(package).joinpath(f"{name_or_path}.toml")
+    if name_or_path not in names or not resource.is_file():
+        raise UserError(
+            f"unknown {kind} '{name_or_path}'; known: {', '.join(names)} (or a path to a .toml file)"
+        )
+    return name_or_path, tomllib.loads(resource.read_text(encoding="utf-8"))
+
+
+def load_profile(name_or_path: str) -> tuple[str, dict[str, Any]]:
+    """Flat key -> value from a profile; tables [model]/[train]/[sample] are merged."""
+    label, doc = read_toml(name_or_path, "profile", profile_names(), "experiments")
+    flat: dict[str, Any] = {}
+    for key, value in doc.items():
+        items = value.items() if isinstance(value, dict) else [(key, value)]
+        for k, v in items:
+            k = normalize_key(k)
+            if k == "use_cosine":
+                k, v = "schedule", "cosine" if v else "constant"
+            if k not in FIELDS and k != DATA_KEY:
+                raise UserError(f"profile {label}: {unknown_key_message(k)}")
+            flat[k] = v
+    return label, flat
+
+
+def build(profile: str, overrides: dict[str, str], data: str | None = None) -> RunConfig:
+    """Profile + overrides -> RunConfig; every error names where the bad value came from."""
+    label, flat = load_profile(profile)
+    flat.update(overrides)
+    if data is not None:
+        flat[DATA_KEY] = data
+    return validated(flat, overrides, f"profile {label}")
+
+
+def validated(flat: dict[str, Any], overrides: dict[str, str], origin: str) -> RunConfig:
+    try:
+        return from_flat(flat)
+    except ConfigError as e:
+        if e.key in overrides:
+            raise UserError(f"--set {e.key}={overrides[e.key]}: {e.message}") from None
+        related = [k for k in overrides if k in e.message]
+        if related:
+            where = " ".join(f"--set {k}={overrides[k]}" for k in related)
+            raise UserError(f"{where}: {e.message}") from None
+        raise UserError(f"{origin}: {e.message}") from None

@@ -1,0 +1,13 @@
+"""Errors the CLI turns into one clear line and a non-zero exit."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Bad input or a missing precondition: the message is shown as is, exit code 2."""
+
+    exit_code = 2
+
+
+class NoBaselineError(UserError):
+    pass

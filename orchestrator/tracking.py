@@ -1,0 +1,298 @@
+"""The only module that imports mlflow: runs, params, metrics, artifacts, lookups.
+
+Layout contract (DESIGN.md): one experiment per study; baseline runs tagged
+`sweep.role=baseline`; sweep parents tagged with their role; children nested through
+`mlflow.parentRunId`; a run never stays RUNNING after its process ends.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from .errors import NoBaselineError, UserError
+
+TAG_ROLE = "sweep.role"
+TAG_KNOB = "sweep.knob"
+TAG_VALUE = "sweep.value"
+TAG_SEED = "sweep.seed"
+TAG_BASELINE = "sweep.baseline_run_id"
+TAG_STATE = "sweep.state"  # complete | failed | killed | pruned
+TAG_REASON = "sweep.reason"
+TAG_FAILED_STEP = "sweep.failed_step"
+TAG_CONFIG_HASH = "sweep.config_hash"
+TAG_PID = "sweep.pid"
+TAG_HOST = "sweep.host"
+TAG_TRIAL = "sweep.trial"
+TAG_STUDY = "sweep.study"
+PARENT_TAG = "mlflow.parentRunId"
+
+DEFAULT_EXPERIMENT = "char-gpt"
+
+
+def resolve_uri(uri: str | None) -> str:
+    """--tracking-uri, else MLFLOW_TRACKING_URI, else MLflow's default in the current directory."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def sqlite_path(uri: str) -> Path | None:
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///") :])
+    return None
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    scheme = urlparse(uri).scheme
+    if scheme in ("http", "https"):
+        url = uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                if resp.status != 200:
+                    raise OSError(f"HTTP {resp.status}")
+        except (OSError, urllib.error.URLError) as e:
+            reason = getattr(e, "reason", e)
+            raise UserError(f"cannot reach the MLflow tracking server at {uri}: {reason}") from None
+    db = sqlite_path(uri)
+    if db is not None and not db.parent.is_dir():
+        raise UserError(f"tracking store directory does not exist: {db.parent} (from {uri})")
+
+
+@dataclass
+class RunInfo:
+    """What the rest of the orchestrator needs from an MLflow run, without mlflow types."""
+
+    run_id: str
+    name: str
+    status: str
+    params: dict[str, str]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    start_time: int
+    artifact_uri: str
+
+    @property
+    def state(self) -> str:
+        return self.tags.get(TAG_STATE, self.status.lower())
+
+    @property
+    def parent_id(self) -> str | None:
+        return self.tags.get(PARENT_TAG)
+
+
+def _info(run: Any) -> RunInfo:
+    return RunInfo(
+        run_id=run.info.run_id,
+        name=run.info.run_name or run.data.tags.get("mlflow.runName", ""),
+        status=run.info.status,
+        params=dict(run.data.params),
+        metrics=dict(run.data.metrics),
+        tags=dict(run.data.tags),
+        start_time=run.info.start_time or 0,
+        artifact_uri=run.info.artifact_uri,
+    )
+
+
+class Tracker:
+    """An MLflow store and one experiment in it."""
+
+    def __init__(self, uri: str | None = None, experiment: str = DEFAULT_EXPERIMENT, create: bool = True):
+        import logging
+
+        import mlflow  # noqa: F401  (imported here: heavy)
+        from mlflow import MlflowClient
+
+        logging.getLogger("mlflow").setLevel(logging.ERROR)
+        logging.getLogger("alembic").setLevel(logging.ERROR)
+        self.uri = resolve_uri(uri)
+        check_reachable(self.uri)
+        self.client = MlflowClient(tracking_uri=self.uri)
+        self.experiment_name = experiment
+        exp = self.client.get_experiment_by_name(experiment)
+        if exp is None:
+            if not create:
+                raise UserError(f"no experiment named '{experiment}' in {self.uri}")
+            self.experiment_id = self.client.create_experiment(
+                experiment, artifact_location=self._artifact_location(experiment)
+            )
+        else:
+            if exp.lifecycle_stage == "deleted":
+                raise UserError(f"experiment '{experiment}' is deleted in {self.uri}; restore it or pick another name")
+            self.experiment_id = exp.experiment_id
+
+    def _artifact_location(self, experiment: str) -> str | None:
+        db = sqlite_path(self.uri)
+        if db is None:
+            return None  # a tracking server decides
+        slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in experiment)
+        return (db.parent / "mlruns" / slug).as_uri()
+
+    @property
+    def store_dir(self) -> Path:
+        """Where tables and figures are written next to the store (cwd for a remote server)."""
+        db = sqlite_path(self.uri)
+        return db.parent if db is not None else Path.cwd()
+
+    # -- runs ---------------------------------------------------------------------------
+    def create_run(self, name: str, *, parent_id: str | None = None, tags: dict[str, str] | None = None) -> str:
+        all_tags = {TAG_PID: str(os.getpid()), TAG_HOST: socket.gethostname(), **(tags or {})}
+        if parent_id:
+            all_tags[PARENT_TAG] = parent_id
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
+        return run.info.run_id
+
+    def end_run(self, run_id: str, status: str, state: str, reason: str | None = None) -> None:
+        tags = {TAG_STATE: state}
+        if reason:
+            tags[TAG_REASON] = reason[:4000]
+        self.set_tags(run_id, tags)
+        self.client.set_terminated(run_id, status=status)
+
+    def reopen(self, run_id: str) -> None:
+        self.client.update_run(run_id, status="RUNNING")
+        self.set_tags(run_id, {TAG_PID: str(os.getpid()), TAG_HOST: socket.gethostname()})
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, "None" if v is None else str(v)) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[i : i + 100])
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int, synchronous: bool = True) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, int(step)) for k, v in metrics.items()]
+        self.client.log_batch(run_id, metrics=batch, synchronous=synchronous)
+
+    def flush(self) -> None:
+        import mlflow
+
+        mlflow.flush_async_logging()
+
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def log_artifacts(self, run_id: str, directory: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifacts(run_id, str(directory), artifact_path)
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        self.client.log_text(run_id, text, artifact_file)
+
+    def log_dataset(self, run_id: str, identity: dict[str, Any]) -> None:
+        """The corpus as an MLflow dataset input (shown in the UI) and as params."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        ds = Dataset(
+            name=str(identity["name"]),
+            digest=str(identity["sha256"])[:36],
+            source_type="local",
+            source=str(identity.get("source", identity["name"])),
+            profile=f'{{"characters": {identity["characters"]}, "vocab_size": {identity["vocab_size"]}}}',
+        )
+        self.client.log_inputs(run_id, [DatasetInput(ds, tags=[InputTag("mlflow.data.context", "training")])])
+
+    def download(self, run_id: str, artifact_path: str, dst: Path) -> Path:
+        from mlflow.exceptions import MlflowException
+
+        dst.mkdir(parents=True, exist_ok=True)
+        try:
+            return Path(self.client.download_artifacts(run_id, artifact_path, str(dst)))
+        except (MlflowException, OSError) as e:
+            raise UserError(f"run {run_id} has no artifact '{artifact_path}': {str(e).splitlines()[0]}") from None
+
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list[str]:
+        return [f.path for f in self.client.list_artifacts(run_id, path)]
+
+    # -- lookups ------------------------------------------------------------------------
+    def get_run(self, run_id: str) -> RunInfo:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException:
+            raise UserError(f"no run with id '{run_id}' in {self.uri}") from None
+        return _info(run)
+
+    def search(self, filter_string: str = "", order_by: list[str] | None = None, max_results: int = 5000) -> list[RunInfo]:
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=filter_string,
+            max_results=max_results,
+            order_by=order_by or ["attributes.start_time DESC"],
+        )
+        return [_info(r) for r in runs]
+
+    def children(self, parent_id: str) -> list[RunInfo]:
+        runs = self.search(f"tags.`{PARENT_TAG}` = '{parent_id}'", ["attributes.start_time ASC"])
+        return runs
+
+    def find_baseline(self, run_id: str | None = None) -> RunInfo:
+        """The baseline to compare against: the given id, else the latest finished one."""
+        if run_id:
+            run = self.get_run(run_id)
+            if run.tags.get(TAG_ROLE) != "baseline":
+                raise UserError(f"run {run_id} is not a baseline (its role is '{run.tags.get(TAG_ROLE, 'none')}')")
+            if run.status != "FINISHED":
+                raise UserError(f"baseline {run_id} did not finish (status {run.status}); record a new one with `sweep baseline`")
+            return run
+        runs = self.search(f"tags.`{TAG_ROLE}` = 'baseline' and attributes.status = 'FINISHED'")
+        if not runs:
+            raise NoBaselineError(
+                f"no baseline recorded in experiment '{self.experiment_name}' at {self.uri}: run `sweep baseline` first"
+            )
+        return runs[0]
+
+    def baseline_members(self, baseline: RunInfo) -> list[RunInfo]:
+        """The runs that hold the baseline's numbers: itself, or its seed children."""
+        if baseline.tags.get("sweep.seeds", "1") == "1":
+            return [baseline]
+        return [r for r in self.children(baseline.run_id) if r.status == "FINISHED"]
+
+    def reap_stale(self, runs: list[RunInfo]) -> list[RunInfo]:
+        """End as KILLED the RUNNING runs whose process on this host is gone."""
+        reaped = []
+        host = socket.gethostname()
+        for run in runs:
+            if run.status != "RUNNING" or run.tags.get(TAG_HOST) != host:
+                continue
+            pid = int(run.tags.get(TAG_PID, "0") or 0)
+            if pid == os.getpid() or _alive(pid):
+                continue
+            self.end_run(run.run_id, "KILLED", "killed", f"left RUNNING by process {pid}, which no longer exists")
+            run.status = "KILLED"
+            run.tags[TAG_STATE] = "killed"
+            reaped.append(run)
+        return reaped
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); treat it as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return True
