@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,7 +117,10 @@ def shakespeare_corpus(data_dir: Path, url: str, timeout: float, fallback: bool)
         if not fallback:
             raise CorpusError(f"tiny-shakespeare could not be had: {why}; {ways_out(path)}") from e
     except (OSError, ValueError) as e:  # URLError, HTTPError, timeouts are OSError
-        why = f"download from {url} failed ({getattr(e, 'reason', None) or e})"
+        reason = getattr(e, "reason", None) or e
+        if isinstance(e, urllib.error.HTTPError):
+            reason = f"HTTP {e.code} {e.reason}"
+        why = f"download from {url} failed ({reason})"
         if not fallback:
             raise CorpusError(f"tiny-shakespeare could not be had: {why}; {ways_out(path)}") from e
     else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-import pickle
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,8 +52,10 @@ def load_checkpoint(path, map_location="cpu") -> LoadedCheckpoint:
     if not path.is_file():
         raise CheckpointError(f"not a sweep checkpoint: {path} (no such file)")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError) as e:
+        with warnings.catch_warnings():  # foreign pickles warn about their protocol
+            warnings.simplefilter("ignore", UserWarning)
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # any unpickling failure means: not ours
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"not a sweep checkpoint: {path} ({first})") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:

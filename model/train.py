@@ -266,8 +266,9 @@ class Trainer:
             for pg in opt.param_groups:
                 pg["lr"] = lr
             step_loss = torch.zeros((), device=dev)
-            for _ in range(cfg.grad_accum_steps):
-                x, y = self.dataset.get_batch("train", micro, block, gen, dev)
+            # one batch per step, split into micro-batches: accumulation changes memory, not data
+            xb, yb = self.dataset.get_batch("train", cfg.batch_size, block, gen, dev)
+            for x, y in zip(xb.split(micro), yb.split(micro), strict=True):
                 with self.autocast():
                     _, loss = model(x, y)
                 loss = loss / cfg.grad_accum_steps

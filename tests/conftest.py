@@ -1,0 +1,45 @@
+"""Shared fixtures: a real corpus file when the shared copy exists, else a generated one."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+
+import pytest
+
+SHARED_CORPUS = Path("/work/shared/data/tinyshakespeare.txt")
+
+
+def _generated_text(n_chars: int = 120_000) -> str:
+    rng = random.Random(0)
+    words = ["the", "king", "and", "queen", "of", "my", "lord", "good", "night", "sweet", "love", "thou", "art", "not", "here"]
+    lines = []
+    while sum(map(len, lines)) < n_chars:
+        lines.append(rng.choice(["KING:", "QUEEN:", "LORD:"]))
+        lines.append(" ".join(rng.choice(words) for _ in range(rng.randint(4, 10))).capitalize() + ".")
+        lines.append("")
+    return "\n".join(lines)
+
+
+@pytest.fixture(scope="session")
+def corpus_path(tmp_path_factory) -> Path:
+    """Path to tiny-shakespeare when it is present, else to a generated small text."""
+    if SHARED_CORPUS.is_file():
+        return SHARED_CORPUS
+    path = tmp_path_factory.mktemp("corpus") / "generated.txt"
+    path.write_text(_generated_text(), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_corpus(corpus_path):
+    """A Corpus of a ~50 KB slice of corpus_path (fast tests)."""
+    from model.data import Corpus
+
+    text = corpus_path.read_text(encoding="utf-8")[:50_000]
+    sha = hashlib.sha256(text.encode()).hexdigest()
+    return Corpus("slice", text, sha, f"{corpus_path}[:50000]")
+
+# Service fixtures (PostgreSQL, mlflow server, Chromium) from tests/fixtures_services.py.
+pytest_plugins = ["tests.fixtures_services"]

@@ -1,0 +1,83 @@
+import math
+
+import pytest
+import torch
+
+from model.errors import ConfigError
+from model.gpt import GPT, GPTConfig
+
+TINY = GPTConfig(vocab_size=11, block_size=16, n_layer=2, n_head=2, n_embed=32, dropout=0.0)
+
+
+@pytest.mark.parametrize(
+    ("kw", "key", "message"),
+    [
+        ({"dropout": 1.5}, "dropout", "dropout must be in [0, 1) (got 1.5)"),
+        ({"dropout": -0.1}, "dropout", "dropout must be in [0, 1) (got -0.1)"),
+        ({"n_embed": 250}, "n_embed", "n_embed (250) must be divisible by n_head (4)"),
+        ({"n_layer": 0}, "n_layer", "n_layer must be an integer >= 1 (got 0)"),
+        ({"block_size": 2.5}, "block_size", "block_size must be an integer >= 1 (got 2.5)"),
+    ],
+)
+def test_config_validation(kw, key, message):
+    with pytest.raises(ConfigError) as e:
+        GPTConfig(**kw)
+    assert e.value.key == key
+    assert str(e.value) == message == e.value.message
+
+
+def test_shapes_loss_and_tying():
+    torch.manual_seed(0)
+    m = GPT(TINY)
+    idx = torch.randint(11, (3, 16))
+    logits, loss = m(idx, torch.randint(11, (3, 16)))
+    assert logits.shape == (3, 16, 11)
+    # fresh model with std-0.02 init predicts ~uniformly: loss near ln(vocab)
+    assert abs(loss.item() - math.log(11)) < 0.1
+    assert m.lm_head.weight is m.transformer.wte.weight
+    total = sum(p.numel() for p in m.parameters())
+    assert m.num_params(non_embedding=False) == total
+    assert m.num_params() == total - 16 * 32
+    _, none = m(idx)
+    assert none is None
+
+
+def test_causal_masking():
+    torch.manual_seed(0)
+    m = GPT(TINY).eval()
+    idx = torch.randint(11, (1, 16))
+    changed = idx.clone()
+    changed[0, 10] = (idx[0, 10] + 1) % 11
+    a, _ = m(idx)
+    b, _ = m(changed)
+    assert torch.equal(a[:, :10], b[:, :10])  # earlier positions do not see the future
+    assert not torch.allclose(a[:, 10:], b[:, 10:])
+
+
+def test_residual_projection_init():
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(n_layer=8, n_embed=256))
+    std = m.transformer.h[0].attn.c_proj.weight.std().item()
+    assert abs(std - 0.02 / math.sqrt(16)) < 0.001
+    assert abs(m.transformer.h[0].mlp.c_fc.weight.std().item() - 0.02) < 0.001
+
+
+def test_generate_top_k_above_vocab_and_crop():
+    torch.manual_seed(0)
+    m = GPT(TINY).eval()
+    g = torch.Generator().manual_seed(1)
+    out = m.generate(torch.zeros(1, 1, dtype=torch.long), 40, temperature=1.0, top_k=500, generator=g)
+    assert out.shape == (1, 41)  # longer than block_size: the context is cropped
+    assert int(out.max()) < 11
+    again = m.generate(torch.zeros(1, 1, dtype=torch.long), 40, top_k=500,
+                       generator=torch.Generator().manual_seed(1))
+    assert torch.equal(out, again)
+
+
+def test_top_k_1_is_greedy():
+    torch.manual_seed(0)
+    m = GPT(TINY).eval()
+    idx = torch.randint(11, (1, 5))
+    out = m.generate(idx, 1, top_k=1)
+    logits, _ = m(idx)
+    assert out[0, -1].item() == logits[0, -1].argmax().item()

@@ -1,0 +1,255 @@
+import math
+import tomllib
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from model.data import Dataset
+from model.errors import ConfigError
+from model.gpt import GPTConfig
+from model.sample import SampleConfig, load_checkpoint
+from model.train import (
+    DivergenceError,
+    TrainConfig,
+    Trainer,
+    TrainerHooks,
+    lr_factor,
+    resolve_amp,
+    resolve_device,
+)
+
+TINY = GPTConfig(block_size=16, n_layer=1, n_head=2, n_embed=32, dropout=0.0)
+FAST = TrainConfig(max_steps=12, batch_size=8, lr=3e-3, warmup_steps=2, eval_every=4,
+                   eval_iters=2, device="cpu", amp="off")
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+class Recorder(TrainerHooks):
+    def __init__(self):
+        self.steps, self.evals, self.checkpoints, self.samples = [], [], [], []
+
+    def on_step(self, step, loss, tokens_per_s):
+        self.steps.append((step, loss))
+
+    def on_eval(self, step, metrics):
+        self.evals.append((step, dict(metrics)))
+
+    def on_checkpoint(self, path, metrics):
+        self.checkpoints.append((path, metrics["val_loss"]))
+
+    def on_sample(self, step, text):
+        self.samples.append((step, text))
+
+
+@pytest.fixture(scope="module")
+def ds(small_corpus):
+    return Dataset(small_corpus)
+
+
+def run(ds, tmp_path, gpt=TINY, hooks=None, **kw):
+    trainer = Trainer(gpt, replace(FAST, **kw), ds, out_dir=tmp_path, hooks=hooks)
+    return trainer, trainer.run()
+
+
+@pytest.mark.parametrize(
+    ("kw", "key", "message"),
+    [
+        ({"batch_size": 64, "grad_accum_steps": 3}, "grad_accum_steps",
+         "batch_size (64) must be divisible by grad_accum_steps (3)"),
+        ({"lr": 0}, "lr", "lr must be a number > 0 (got 0)"),
+        ({"lr": float("nan")}, "lr", "lr must be a number > 0 (got nan)"),
+        ({"max_steps": 0}, "max_steps", "max_steps must be an integer >= 1 (got 0)"),
+        ({"warmup_steps": -1}, "warmup_steps", "warmup_steps must be an integer >= 0 (got -1)"),
+        ({"beta2": 1.0}, "beta2", "beta2 must be in [0, 1) (got 1.0)"),
+        ({"grad_clip": -1.0}, "grad_clip", "grad_clip must be >= 0, 0 = off (got -1.0)"),
+        ({"schedule": "linear"}, "schedule", "schedule must be one of constant, cosine (got 'linear')"),
+        ({"amp": "fp8"}, "amp", "amp must be one of auto, off, bf16, fp16 (got 'fp8')"),
+        ({"device": "tpu"}, "device", "device must be one of auto, cpu, cuda, mps (got 'tpu')"),
+        ({"save_best": "a/b.pt"}, "save_best", "save_best must be a plain file name (got 'a/b.pt')"),
+    ],
+)
+def test_config_validation(kw, key, message):
+    with pytest.raises(ConfigError) as e:
+        TrainConfig(**kw)
+    assert (e.value.key, str(e.value)) == (key, message)
+
+
+def test_lr_factor_constant_and_cosine():
+    c = TrainConfig(max_steps=1000, warmup_steps=200, schedule="constant")
+    assert lr_factor(0, c) == pytest.approx(1 / 200)
+    assert lr_factor(199, c) == 1.0  # end of warmup
+    assert lr_factor(600, c) == 1.0 and lr_factor(999, c) == 1.0
+    k = replace(c, schedule="cosine")
+    assert lr_factor(0, k) == pytest.approx(0.005)
+    assert lr_factor(99, k) == pytest.approx(0.5)
+    assert lr_factor(200, k) == pytest.approx(1.0)  # cosine starts at the top
+    assert lr_factor(600, k) == pytest.approx(0.55)  # middle: halfway to min_lr_ratio
+    assert lr_factor(1000, k) == pytest.approx(0.1)  # end: min_lr_ratio
+    assert lr_factor(999, k) == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi * 799 / 800)))
+    assert lr_factor(0, replace(k, warmup_steps=0)) == pytest.approx(1.0)
+
+
+def test_resolve_device_and_amp():
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_amp("auto", "cpu") is None
+    assert resolve_amp("off", "cpu") is None
+    assert resolve_amp("bf16", "cpu") is torch.bfloat16
+    with pytest.raises(ConfigError) as e:
+        resolve_amp("fp16", "cpu")
+    assert e.value.key == "amp"
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="cuda is not available") as e:
+            resolve_device("cuda")
+        assert e.value.key == "device"
+
+
+def test_loss_falls_in_a_smoke_run(ds, tmp_path):
+    """The smoke profile, as shipped, learns: val loss ends far below the first loss."""
+    profile = tomllib.loads((Path(__file__).parents[2] / "experiments/smoke.toml").read_text())
+    h = Recorder()
+    t = Trainer(GPTConfig(**profile["model"]), TrainConfig(**profile["train"]), ds,
+                out_dir=tmp_path, hooks=h)
+    s = t.run()
+    first = h.steps[0][1]
+    assert first == pytest.approx(math.log(ds.tokenizer.vocab_size), abs=0.3)
+    assert s["final_val_loss"] < first - 1.0
+    assert [st for st, _ in h.evals] == [20, 40, 60]
+    assert [st for st, _ in h.steps] == list(range(1, 61))  # CPU checks every step
+    assert s["steps"] == 60 and s["best_step"] in (20, 40, 60)
+    assert s["best_val_ppl"] == pytest.approx(math.exp(s["best_val_loss"]))
+    assert s["params"] > 0 and s["tokens_per_s"] > 0 and s["peak_mem_mb"] > 0
+    m = h.evals[-1][1]
+    assert set(m) == {"train_loss", "val_loss", "val_ppl", "lr", "tokens_per_s"}
+    assert m["lr"] == pytest.approx(profile["train"]["lr"])
+
+
+def test_last_step_evaluated_once(ds, tmp_path):
+    h = Recorder()
+    run(ds, tmp_path, hooks=h, max_steps=10, eval_every=4)
+    assert [st for st, _ in h.evals] == [4, 8, 10]
+    h = Recorder()
+    run(ds, tmp_path, hooks=h, max_steps=8, eval_every=4)
+    assert [st for st, _ in h.evals] == [4, 8]
+
+
+def test_grad_accumulation_matches_full_batch(ds, tmp_path):
+    a, _ = run(ds, tmp_path / "a", max_steps=1, batch_size=16, grad_accum_steps=1)
+    b, _ = run(ds, tmp_path / "b", max_steps=1, batch_size=16, grad_accum_steps=4)
+    pa, pb = dict(a.model.named_parameters()), dict(b.model.named_parameters())
+    init = Trainer(TINY, FAST, ds, out_dir=tmp_path)
+    torch.manual_seed(FAST.seed)
+    from model.gpt import GPT
+
+    p0 = dict(GPT(init.gpt_config).named_parameters())
+    moved = 0
+    for name in pa:
+        assert torch.allclose(pa[name], pb[name], atol=1e-6, rtol=1e-5), name
+        moved += not torch.equal(pa[name], p0[name])
+    assert moved == len(pa)  # the step really changed every parameter
+
+
+def test_best_checkpoint_only_on_improvement(ds, tmp_path):
+    class Capture(Recorder):
+        def on_checkpoint(self, path, metrics):
+            super().on_checkpoint(path, metrics)
+            with torch.no_grad():
+                self.logits = trainer.model(probe)[0].clone()
+
+    probe = torch.arange(16).remainder(ds.tokenizer.vocab_size)[None]
+    h = Capture()
+    trainer = Trainer(TINY, replace(FAST, max_steps=24, lr=3e-2, warmup_steps=0, eval_every=2),
+                      ds, out_dir=tmp_path, hooks=h)
+    s = trainer.run()
+    vals = [m["val_loss"] for _, m in h.evals]
+    expected, best = [], float("inf")
+    for v in vals:
+        if v < best:
+            expected.append(v)
+            best = v
+    assert [v for _, v in h.checkpoints] == expected
+    assert len(expected) < len(vals)  # this run has evals that did not improve
+    assert s["best_val_loss"] == expected[-1]
+    assert all(p == tmp_path / "best.pt" for p, _ in h.checkpoints)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]  # no temp files left
+    ck = load_checkpoint(tmp_path / "best.pt")
+    assert ck.meta["step"] == s["best_step"] and ck.meta["val_loss"] == s["best_val_loss"]
+    assert ck.meta["dataset"] == ds.identity()
+    assert ck.meta["train_config"]["lr"] == 3e-2
+    assert ck.meta["model_config"]["vocab_size"] == ds.tokenizer.vocab_size
+    assert ck.tokenizer.chars == ds.tokenizer.chars
+    with torch.no_grad():
+        assert torch.equal(ck.model(probe)[0], h.logits)
+
+
+def test_samples_at_each_eval(ds, tmp_path):
+    h = Recorder()
+    t = Trainer(TINY, replace(FAST, max_steps=8), ds, out_dir=tmp_path, hooks=h,
+                sample_config=SampleConfig(max_new_tokens=30))
+    t.run()
+    assert [st for st, _ in h.samples] == [4, 8]
+    assert all(len(text) == 31 and text[0] == "\n" for _, text in h.samples)
+    assert not ds.tokenizer.unknown("".join(text for _, text in h.samples))
+
+
+def test_deterministic_on_cpu(ds, tmp_path):
+    keys = ("best_val_loss", "final_train_loss", "final_val_loss", "best_step")
+    _, a = run(ds, tmp_path / "a")
+    _, b = run(ds, tmp_path / "b")
+    _, c = run(ds, tmp_path / "c", seed=7)
+    assert [a[k] for k in keys] == [b[k] for k in keys]
+    assert a["final_train_loss"] != c["final_train_loss"]
+
+
+def test_cpu_bf16_runs(ds, tmp_path):
+    _, s = run(ds, tmp_path, amp="bf16", max_steps=8)
+    assert math.isfinite(s["final_val_loss"]) and math.isfinite(s["final_train_loss"])
+    assert s["final_val_loss"] < math.log(ds.tokenizer.vocab_size)
+
+
+def test_divergence_names_the_step(ds, tmp_path):
+    h = Recorder()
+    with pytest.raises(DivergenceError) as e:
+        run(ds, tmp_path, hooks=h, lr=1e6, grad_clip=0.0, warmup_steps=0)
+    assert not math.isfinite(e.value.loss)
+    assert str(e.value) == f"non-finite loss ({e.value.loss}) at step {e.value.step}"
+    # every step before it was checked and reported finite
+    assert [st for st, _ in h.steps] == list(range(1, e.value.step))
+    assert all(math.isfinite(v) for _, v in h.steps)
+
+
+def test_hook_exception_stops_the_run(ds, tmp_path):
+    class Stop(Exception):
+        pass
+
+    class Pruner(TrainerHooks):
+        def on_eval(self, step, metrics):
+            raise Stop(step)
+
+    with pytest.raises(Stop) as e:
+        run(ds, tmp_path, hooks=Pruner())
+    assert e.value.args == (4,)
+
+
+def test_block_size_checked_against_dataset(ds, tmp_path):
+    with pytest.raises(ConfigError) as e:
+        Trainer(replace(TINY, block_size=len(ds.val)), FAST, ds, out_dir=tmp_path)
+    assert e.value.key == "block_size"
+
+
+@cuda
+@pytest.mark.gpu
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_cuda_amp(ds, tmp_path, amp):
+    if amp == "bf16" and not torch.cuda.is_bf16_supported():
+        pytest.skip("no bf16 on this GPU")
+    h = Recorder()
+    t, s = run(ds, tmp_path, hooks=h, device="cuda", amp=amp, max_steps=24, eval_every=12,
+               grad_accum_steps=2)
+    assert next(t.model.parameters()).device.type == "cuda"
+    assert math.isfinite(s["final_val_loss"]) and s["final_val_loss"] < math.log(ds.tokenizer.vocab_size)
+    assert [st for st, _ in h.steps] == [10, 12, 22, 24]  # loss checked every 10 steps and at evals
+    assert s["peak_mem_mb"] > 0
+    ck = load_checkpoint(tmp_path / "best.pt")
+    assert next(ck.model.parameters()).device.type == "cpu"
