@@ -212,6 +212,51 @@ def sample(
 
 @app.command()
 @handled
+def plot(
+    sweep: Annotated[str | None, typer.Option("--sweep", help="Sweep parent run id (default: the latest sweep).")] = None,
+    knob: Annotated[str | None, typer.Option("--knob", "-k", help="The latest ablation of this knob.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for the PNGs (default: <store>/sweep-plots/<sweep>/).")] = None,
+    experiment: Experiment = DEFAULT_EXPERIMENT,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Figures of a sweep (learning curves, deltas, Optuna), also attached to its parent run."""
+    from .compare import find_sweep
+    from .plots import plot_sweep
+
+    tracker = _tracker(experiment, tracking_uri, create=False)
+    result = plot_sweep(tracker, find_sweep(tracker, sweep, knob), output)
+    for note in result.notes:
+        typer.secho(f"note: {note}", err=True)
+    for path in result.paths:
+        typer.echo(str(path))
+    if not result.paths:
+        raise fail(f"no figure for sweep {result.parent_id}: nothing recorded to draw yet")
+    typer.echo(f"attached to run {result.parent_id} under plots/ (see `sweep ui`)", err=True)
+
+
+@app.command()
+@handled
+def report(
+    sweep: Annotated[str | None, typer.Option("--sweep", help="Only this sweep (default: every sweep of the experiment).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="FILE.html (one mailable file) or FILE.md (PNGs beside it).")] = None,
+    experiment: Experiment = DEFAULT_EXPERIMENT,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """One document: baseline config and dataset, tables with verdicts, figures, best config, samples."""
+    from .report import default_path, report_format, sweeps_for, write_report
+
+    if output is not None:
+        report_format(output)
+    tracker = _tracker(experiment, tracking_uri, create=False)
+    sweeps = sweeps_for(tracker, sweep)
+    result = write_report(tracker, sweeps, output or default_path(tracker, sweeps, sweep is not None))
+    for note in result.notes:
+        typer.secho(f"note: {note}", err=True)
+    typer.echo(f"wrote {result.path} ({len(result.sweeps)} sweep(s))")
+
+
+@app.command()
+@handled
 def ui(
     host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps it private.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 5000,
