@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import re
 import tomllib
 import typing
 from dataclasses import dataclass
@@ -214,9 +215,8 @@ def validated(flat: dict[str, Any], overrides: dict[str, str], origin: str) -> R
     try:
         return from_flat(flat)
     except ConfigError as e:
-        if e.key in overrides:
-            raise UserError(f"--set {e.key}={overrides[e.key]}: {e.message}") from None
-        related = [k for k in overrides if k in e.message]
+        # Name every override the message is about (a cross-field rule names two keys).
+        related = [k for k in overrides if k == e.key or re.search(rf"\b{re.escape(k)}\b", e.message)]
         if related:
             where = " ".join(f"--set {k}={overrides[k]}" for k in related)
             raise UserError(f"{where}: {e.message}") from None
