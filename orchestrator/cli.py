@@ -142,6 +142,37 @@ def ablate(
 
 @app.command()
 @handled
+def search(
+    trials: Annotated[int, typer.Option("--trials", "-n", help="Stop when the study holds this many finished trials (all workers, all re-runs).")] = 20,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Stop starting trials after this many seconds.")] = None,
+    space: Annotated[str, typer.Option("--space", help="Space name in experiments/spaces/ or a .toml path.")] = "default",
+    sampler: Annotated[str, typer.Option("--sampler", help="tpe, random, cmaes or grid.")] = "tpe",
+    pruner: Annotated[str, typer.Option("--pruner", help="hyperband, median or none.")] = "hyperband",
+    study: Annotated[str | None, typer.Option("--study", help="Study name; the same name joins or resumes it (default: <space>-<baseline id>).")] = None,
+    storage: Annotated[str | None, typer.Option("--storage", help="Optuna storage: postgresql://... for several machines (default: a journal file next to the MLflow store).")] = None,
+    workers: Annotated[int, typer.Option("--workers", "-w", help="Worker processes on this machine.")] = 1,
+    seed: Annotated[int | None, typer.Option("--seed", help="Sampler seed (worker i uses seed+i).")] = None,
+    baseline_id: BaselineId = None,
+    experiment: Experiment = DEFAULT_EXPERIMENT,
+    tracking_uri: TrackingUri = None,
+    fmt: Annotated[str, typer.Option("--format", help="How to print the table.")] = "table",
+) -> None:
+    """Optuna search around the recorded baseline, every trial a nested MLflow run."""
+    from .compare import render
+    from .search import report_lines, run_search
+
+    tracker = _tracker(experiment, tracking_uri)
+    _sigterm_as_interrupt()
+    result = run_search(
+        tracker, trials=trials, space=space, sampler=sampler, pruner=pruner, study_name=study, storage=storage,
+        workers=workers, seed=seed, timeout=timeout, baseline_id=baseline_id, progress=_progress(),
+    )
+    typer.echo(render(result.table, fmt))
+    typer.echo("\n" + "\n".join(report_lines(result)))
+
+
+@app.command()
+@handled
 def table(
     sweep: Annotated[str | None, typer.Option("--sweep", help="Sweep parent run id (default: the latest sweep).")] = None,
     knob: Annotated[str | None, typer.Option("--knob", "-k", help="The latest ablation of this knob.")] = None,
