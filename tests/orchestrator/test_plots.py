@@ -1,0 +1,106 @@
+"""`sweep plot`: PNG figures of a sweep, written to a folder and attached to the parent run."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from smoke_store import png_size, smoke_store  # noqa: F401  (fixture)
+from typer.testing import CliRunner
+
+from orchestrator.cli import app
+
+runner = CliRunner()
+
+
+def _plot(store, *args: str):
+    return runner.invoke(app, ["plot", "--tracking-uri", store.uri, "--experiment", store.experiment, *args])
+
+
+def test_plot_writes_valid_pngs_and_attaches_them(smoke_store, tmp_path):  # noqa: F811
+    out = tmp_path / "figs"
+    res = _plot(smoke_store, "--knob", "dropout", "-o", str(out))
+    assert res.exit_code == 0, res.output
+    printed = [Path(line) for line in res.stdout.splitlines() if line.endswith(".png")]
+    names = sorted(p.name for p in printed)
+    assert names == ["delta-best-val-loss.png", "val-loss.png"]
+    for p in printed:
+        assert p.parent == out and p.is_file()
+        w, h = png_size(p)
+        assert w >= 400 and h >= 300, (p, w, h)
+        assert p.stat().st_size > 10_000  # a drawn figure, not an empty canvas
+    assert not list(out.glob(".*")), "no temporary files left behind"
+
+    from orchestrator.tracking import Tracker
+
+    tracker = Tracker(smoke_store.uri, smoke_store.experiment, create=False)
+    attached = set(tracker.list_artifacts(smoke_store.sweep_id, "plots"))
+    assert {"plots/val-loss.png", "plots/delta-best-val-loss.png"} <= attached
+
+
+def test_plot_default_folder_is_next_to_the_store(smoke_store):  # noqa: F811
+    res = _plot(smoke_store, "--sweep", smoke_store.sweep_id)
+    assert res.exit_code == 0, res.output
+    want = smoke_store.dir / "sweep-plots" / f"ablate-dropout-{smoke_store.sweep_id[:8]}"
+    assert (want / "val-loss.png").is_file() and (want / "delta-best-val-loss.png").is_file()
+
+
+def test_plot_refuses_a_run_that_is_not_a_sweep(smoke_store):  # noqa: F811
+    res = _plot(smoke_store, "--sweep", smoke_store.baseline_id)
+    assert res.exit_code == 2
+    assert re.search(r"not a sweep", res.output)
+
+
+def test_band_uses_steps_every_seed_has():
+    from orchestrator.plots import _band
+
+    steps, mean, lo, hi = _band([[(10, 3.0), (20, 2.0), (30, 1.0)], [(10, 4.0), (20, 3.0)]])
+    assert steps == [10, 20]
+    assert mean == [3.5, 2.5] and lo == [3.0, 2.0] and hi == [4.0, 3.0]
+
+
+def _search_store(tmp_path: Path, with_journal: bool):
+    """A search parent with trial children (no training): curves from logged metrics."""
+    from orchestrator import tracking as T
+    from orchestrator.tracking import Tracker
+
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "search-test")
+    parent = tracker.create_run("search:demo", tags={T.TAG_ROLE: "search", T.TAG_STUDY: "demo"})
+    for n in range(4):
+        child = tracker.create_run(f"trial-{n}", parent_id=parent, tags={T.TAG_ROLE: "search-trial", T.TAG_TRIAL: str(n)})
+        for step in (10, 20, 30):
+            tracker.log_metrics(child, {"val_loss": 3.0 - 0.01 * step * (n + 1) / 4}, step)
+        tracker.end_run(child, "FINISHED", "complete")
+    tracker.end_run(parent, "FINISHED", "complete")
+    if with_journal:
+        import optuna
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        storage = JournalStorage(JournalFileBackend(str(tmp_path / "optuna-journal.log")))
+        study = optuna.create_study(study_name="demo", storage=storage)
+        study.optimize(lambda t: (t.suggest_float("dropout", 0, 0.3) - 0.1) ** 2 + t.suggest_int("n_layer", 1, 4) * 0.01, n_trials=8)
+    return tracker, tracker.get_run(parent)
+
+
+def test_search_figures_come_from_the_optuna_study(tmp_path):
+    from orchestrator.plots import plot_sweep
+
+    tracker, parent = _search_store(tmp_path, with_journal=True)
+    res = plot_sweep(tracker, parent, tmp_path / "out")
+    names = sorted(p.name for p in res.paths)
+    assert names == ["optuna-history.png", "optuna-importances.png", "val-loss.png"], res.notes
+    for p in res.paths:
+        w, h = png_size(p)
+        assert w >= 400 and h >= 300
+    assert set(tracker.list_artifacts(parent.run_id, "plots")) == {f"plots/{n}" for n in names}
+
+
+def test_search_without_a_reachable_study_says_so(tmp_path):
+    from orchestrator.plots import plot_sweep
+
+    tracker, parent = _search_store(tmp_path, with_journal=False)
+    res = plot_sweep(tracker, parent, tmp_path / "out")
+    assert [p.name for p in res.paths] == ["val-loss.png"]
+    assert any("optuna-journal.log" in n and "skipped" in n for n in res.notes), res.notes
