@@ -571,8 +571,24 @@ def open_study(tracker, storage, name: str, sampler, pruner, space: Space, basel
     study.set_user_attr(ATTR_SPACE, space.fingerprint())
     study.set_user_attr(ATTR_PARENT, parent_id)
     flat = base.to_flat()
-    study.enqueue_trial({p.name: flat[p.name] for p in space.params}, user_attrs={"sweep.baseline": True}, skip_if_exists=True)
+    point = {p.name: flat[p.name] for p in space.params}
+    study.enqueue_trial(point, user_attrs={"sweep.baseline": True}, skip_if_exists=True)
+    if isinstance(sampler, optuna.samplers.GridSampler):
+        mark_grid_point(study, sampler, point)
     return study, parent_id
+
+
+def mark_grid_point(study, sampler, point: dict[str, Any]) -> None:
+    """Tell GridSampler which grid point the enqueued baseline trial is, so the grid does not
+    train it twice (and its after_trial does not trip over an enqueued trial with no grid id)."""
+    from optuna.trial import TrialState
+
+    key = tuple(point[n] for n in sampler._param_names)
+    if key not in sampler._all_grids:
+        return
+    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        study._storage.set_trial_system_attr(t._trial_id, "search_space", sampler._search_space)
+        study._storage.set_trial_system_attr(t._trial_id, "grid_id", sampler._all_grids.index(key))
 
 
 def join_parent(tracker, study, space: Space, baseline: T.RunInfo, wait_s: float = 60.0) -> str:
