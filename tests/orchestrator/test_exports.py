@@ -1,0 +1,89 @@
+"""`sweep table -o FILE`: every format is written, and the data formats round-trip."""
+
+from __future__ import annotations
+
+import statistics
+
+import pandas as pd
+import pytest
+from smoke_store import smoke_store  # noqa: F401  (fixture)
+from typer.testing import CliRunner
+
+from orchestrator.cli import app
+from orchestrator.compare import FORMATS
+
+runner = CliRunner()
+NUMERIC = ["seeds", "best_val_loss", "best_val_loss_std", "delta", "delta_pct", "best_val_ppl", "final_train_loss", "best_step", "wall_s", "params", "p_value"]
+SUFFIX = {"table": "txt", "md": "md", "csv": "csv", "json": "json", "html": "html", "parquet": "parquet"}
+
+
+def _tracker(store):
+    from orchestrator.tracking import Tracker
+
+    return Tracker(store.uri, store.experiment, create=False)
+
+
+def _frame(store):
+    from orchestrator.compare import sweep_table
+
+    tracker = _tracker(store)
+    return sweep_table(tracker, tracker.get_run(store.sweep_id))
+
+
+def _read(path, fmt):
+    if fmt == "csv":
+        return pd.read_csv(path, dtype={"value": str})
+    if fmt == "json":
+        return pd.read_json(path, orient="records", dtype={"value": str})
+    return pd.read_parquet(path)
+
+
+def test_every_format_is_written(smoke_store, tmp_path):  # noqa: F811
+    df = _frame(smoke_store)
+    for fmt in FORMATS:
+        out = tmp_path / f"table.{SUFFIX[fmt]}"
+        res = runner.invoke(app, ["table", "--tracking-uri", smoke_store.uri, "--knob", "dropout", "-o", str(out)])
+        assert res.exit_code == 0, (fmt, res.output)
+        assert f"({fmt}, {len(df)} rows)" in res.output
+        data = out.read_bytes()
+        assert data
+        if fmt in ("table", "md", "html"):
+            text = data.decode()
+            for value, verdict in zip(df["value"], df["verdict"], strict=True):
+                assert value in text and verdict in text, (fmt, value, verdict)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary files left"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_data_formats_round_trip(smoke_store, tmp_path, fmt):  # noqa: F811
+    df = _frame(smoke_store)
+    out = tmp_path / f"table.{fmt}"
+    res = runner.invoke(app, ["table", "--tracking-uri", smoke_store.uri, "--sweep", smoke_store.sweep_id, "--format", fmt, "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    back = _read(out, fmt)
+    assert list(back.columns) == list(df.columns)
+    assert back["value"].tolist() == df["value"].tolist()
+    assert back["verdict"].tolist() == df["verdict"].tolist()
+    assert back["run_ids"].tolist() == df["run_ids"].tolist()
+    for col in NUMERIC:
+        pd.testing.assert_series_equal(back[col].astype(float), df[col].astype(float), check_exact=False, rtol=1e-12, check_names=False)
+
+
+def test_table_numbers_are_the_mlflow_metrics(smoke_store, tmp_path):  # noqa: F811
+    """The exported mean best val loss of each row is the mean of its runs' MLflow metric."""
+    tracker = _tracker(smoke_store)
+    out = tmp_path / "table.csv"
+    res = runner.invoke(app, ["table", "--tracking-uri", smoke_store.uri, "--knob", "dropout", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    back = pd.read_csv(out, dtype={"value": str})
+    for _, row in back.iterrows():
+        runs = [tracker.get_run(rid) for rid in row["run_ids"].split()]
+        losses = [r.metrics["best_val_loss"] for r in runs]
+        assert row["seeds"] == len(losses) == 2
+        assert row["best_val_loss"] == pytest.approx(statistics.fmean(losses), rel=1e-12)
+        assert row["best_val_loss_std"] == pytest.approx(statistics.stdev(losses), rel=1e-12)
+
+
+def test_binary_format_needs_a_file(smoke_store):  # noqa: F811
+    res = runner.invoke(app, ["table", "--tracking-uri", smoke_store.uri, "--format", "parquet"])
+    assert res.exit_code == 2 and "binary" in res.output

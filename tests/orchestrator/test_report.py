@@ -1,0 +1,76 @@
+"""`sweep report`: one document with tables, verdicts, figures, best config and samples."""
+
+from __future__ import annotations
+
+import re
+
+from smoke_store import smoke_store  # noqa: F401  (fixture)
+from typer.testing import CliRunner
+
+from orchestrator.cli import app
+
+runner = CliRunner()
+
+
+def _table(store):
+    from orchestrator.compare import sweep_table
+    from orchestrator.tracking import Tracker
+
+    tracker = Tracker(store.uri, store.experiment, create=False)
+    return sweep_table(tracker, tracker.get_run(store.sweep_id))
+
+
+def _report(store, *args):
+    return runner.invoke(app, ["report", "--tracking-uri", store.uri, "--experiment", store.experiment, *args])
+
+
+def test_html_report_is_one_file_with_every_row_and_figure(smoke_store, tmp_path):  # noqa: F811
+    out = tmp_path / "report.html"
+    res = _report(smoke_store, "-o", str(out))
+    assert res.exit_code == 0, res.output
+    text = out.read_text(encoding="utf-8")
+    df = _table(smoke_store)
+    rows = re.findall(r"<tr>.*?</tr>", text.replace("\n", ""), flags=re.S)
+    for value, verdict in zip(df["value"], df["verdict"], strict=True):
+        assert any(f"<td>{value}</td>" in r and f"<td>{verdict}</td>" in r for r in rows), (value, verdict)
+    assert text.count("data:image/png;base64,") == 2  # curves + deltas, embedded
+    assert "<img" in text and 'src="data:image/png;base64,' in text and ".png\"" not in text
+    assert "dataset.sha256" in text and "dropout" in text  # baseline config and dataset
+    assert "sweep baseline --profile smoke" in text and "--set dropout=0.2" in text
+    assert text.count("samples/step-30.txt") == 2  # baseline's and best variant's last samples
+    assert list(tmp_path.iterdir()) == [out]  # nothing beside it: one mailable file
+
+
+def test_markdown_report_references_pngs_beside_it(smoke_store, tmp_path):  # noqa: F811
+    out = tmp_path / "report.md"
+    res = _report(smoke_store, "--sweep", smoke_store.sweep_id, "-o", str(out))
+    assert res.exit_code == 0, res.output
+    text = out.read_text(encoding="utf-8")
+    df = _table(smoke_store)
+    lines = [ln for ln in text.splitlines() if ln.startswith("| dropout")]
+    for value, verdict in zip(df["value"], df["verdict"], strict=True):
+        assert any(f"| {value} " in ln and f" {verdict} " in ln for ln in lines), (value, verdict, lines)
+    refs = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", text)
+    assert len(refs) == 2
+    for ref in refs:
+        assert (tmp_path / ref).is_file(), ref
+
+
+def test_report_default_path_and_bad_suffix(smoke_store, tmp_path):  # noqa: F811
+    res = _report(smoke_store, "-o", str(tmp_path / "report.pdf"))
+    assert res.exit_code == 2 and ".md or .html" in res.output
+    res = _report(smoke_store)
+    assert res.exit_code == 0, res.output
+    assert (smoke_store.dir / "sweep-reports" / "char-gpt.html").is_file()
+
+
+def test_ready_command_starts_from_the_nearest_profile():
+    from orchestrator.config import build
+    from orchestrator.report import config_changes, ready_command
+
+    base = {k: str(v) for k, v in build("smoke", {"max_steps": "30"}).to_flat().items()}
+    best = {**base, "dropout": "0.2", "seed": "1338"}
+    changes = config_changes(base, best)
+    assert changes == {"dropout": ("0.0", "0.2")}  # the seed is not a configuration change
+    cmd = ready_command(base, changes, seeds=2)
+    assert cmd == "sweep baseline --profile smoke --set max_steps=30 --set dropout=0.2 --seeds 2"
