@@ -102,7 +102,10 @@ def download(url: str, path: Path, timeout: float) -> bytes:
 def shakespeare_corpus(data_dir: Path, url: str, timeout: float, fallback: bool) -> Corpus:
     path = data_dir / SHAKESPEARE_FILE
     if path.exists():
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise CorpusError(f"cannot read {path}: {e.strerror or e}; {ways_out(path)}") from e
         got = sha256_hex(data)
         if got != SHAKESPEARE_SHA256:
             raise CorpusError(
