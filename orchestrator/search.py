@@ -266,17 +266,24 @@ def open_storage(url: str | None, tracker: T.Tracker, on_stale=None):
     if "://" not in url:
         raise UserError(f"--storage {url}: expected postgresql://user:pass@host/db (or another database URL) or a .log file")
     hb = heartbeat_seconds()
-    try:
-        return optuna.storages.RDBStorage(
-            url,
-            heartbeat_interval=hb,
-            grace_period=max(2, 2 * hb),
-            heartbeat_stale_trial_callback=on_stale,
-            engine_kwargs={"pool_pre_ping": True},
-        )
-    except Exception as e:  # bad URL, unreachable server, missing driver
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise UserError(f"cannot open the Optuna storage {redact(url)}: {first}") from None
+    for attempt in range(4):
+        try:
+            return optuna.storages.RDBStorage(
+                url,
+                heartbeat_interval=hb,
+                grace_period=max(2, 2 * hb),
+                heartbeat_stale_trial_callback=on_stale,
+                engine_kwargs={"pool_pre_ping": True},
+            )
+        except Exception as e:  # bad URL, unreachable server, missing driver
+            # Workers starting together on a fresh database race to create Optuna's tables:
+            # the loser sees a unique violation and finds the tables there on the next try.
+            if "already exists" in str(e) or "UniqueViolation" in str(e) or "duplicate key" in str(e):
+                time.sleep(0.5 + attempt)
+                continue
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise UserError(f"cannot open the Optuna storage {redact(url)}: {first}") from None
+    raise UserError(f"cannot open the Optuna storage {redact(url)}: its tables could not be created")
 
 
 def redact(url: str) -> str:
@@ -672,8 +679,13 @@ def prepare(
     progress: Progress | None = None,
 ) -> Context:
     """Validate everything, open the storage and the study (creating it and its parent run if new)."""
+    import mlflow
     import optuna
 
+    # Tracker.flush() goes through mlflow's fluent API, whose default store is ./mlflow.db:
+    # point it at our store so a remote-server run creates no stray SQLite file in the cwd
+    # (two processes in one directory would race creating it).
+    mlflow.set_tracking_uri(tracker.uri)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     progress = progress or Progress(live=False)
