@@ -122,7 +122,14 @@ class Tracker:
             if not create:
                 raise UserError(f"no experiment named '{experiment}' in {self.uri}")
             self.experiment_id = self.client.create_experiment(
-                experiment, artifact_location=self._artifact_location(experiment)
+                experiment,
+                artifact_location=self._artifact_location(experiment),
+                # Training runs, not GenAI traces: the UI opens on the runs table.
+                tags={
+                    "mlflow.experimentKind": "custom_model_development",
+                    "mlflow.note.content": "Recorded by `sweep`: a baseline, one-knob ablations "
+                    "(ablate:<knob>) and Optuna searches (search:<study>); nested runs hold each value.",
+                },
             )
         else:
             if exp.lifecycle_stage == "deleted":
