@@ -111,6 +111,7 @@ class Tracker:
         import mlflow  # noqa: F401  (imported here: heavy)
         from mlflow import MlflowClient
 
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         logging.getLogger("mlflow").setLevel(logging.ERROR)
         logging.getLogger("alembic").setLevel(logging.ERROR)
         self.uri = resolve_uri(uri)

@@ -178,7 +178,8 @@ def test_a_run_left_running_by_a_killed_process_is_ended_and_trained_again(recor
 
 
 @pytest.mark.slow
-def test_the_same_flow_against_a_real_mlflow_server(mlflow_server, corpus_path, tmp_path):
+def test_the_same_flow_against_a_real_mlflow_server(mlflow_server, corpus_path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # tables of a remote store are written to the current directory
     uri = mlflow_server
     r = sweep("baseline", "--profile", "smoke", *SMOKE_SET, "--data", str(corpus_path), "--tracking-uri", uri)
     assert r.exit_code == 0, r.output
@@ -190,6 +191,7 @@ def test_the_same_flow_against_a_real_mlflow_server(mlflow_server, corpus_path, 
     assert child.name == "dropout=0.2" and child.status == "FINISHED"
     assert "checkpoints/best.pt" in tracker.list_artifacts(child.run_id, "checkpoints")
     assert {"table.csv", "table.md"} <= set(tracker.list_artifacts(parent.run_id))
+    assert len(list((tmp_path / "sweep-tables").glob("ablate-dropout-*.csv"))) == 1
     r = sweep("table", "--tracking-uri", uri, "--format", "csv")
     assert r.exit_code == 0 and r.output.startswith("knob,value,seeds")
     r = sweep("sample", "--run", child.run_id, "--tracking-uri", uri, "--max-new-tokens", "40")
