@@ -355,7 +355,7 @@ class OptunaHooks(TrainerHooks):
         value = metrics["val_loss"]
         self.trial.report(value, step)
         if step < self.max_steps and self.trial.should_prune():
-            raise optuna.TrialPruned(f"val_loss {value:.4f} below the pruner's bar")
+            raise optuna.TrialPruned(f"val_loss {value:.4f} behind the other trials at this step")
 
 
 def worker_tag(trial_number: int) -> str:
