@@ -97,7 +97,7 @@ class RunLogger(TrainerHooks):
 
     def upload(self) -> None:
         """Samples and the best checkpoint, in one go at the end (also after a failure)."""
-        self.tracker.flush()
+        self.tracker.flush(self.run_id)
         if any(self.samples.iterdir()):
             self.tracker.log_artifacts(self.run_id, self.samples, "samples")
         if self.best is not None and self.best.exists():

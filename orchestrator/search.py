@@ -679,13 +679,8 @@ def prepare(
     progress: Progress | None = None,
 ) -> Context:
     """Validate everything, open the storage and the study (creating it and its parent run if new)."""
-    import mlflow
     import optuna
 
-    # Tracker.flush() goes through mlflow's fluent API, whose default store is ./mlflow.db:
-    # point it at our store so a remote-server run creates no stray SQLite file in the cwd
-    # (two processes in one directory would race creating it).
-    mlflow.set_tracking_uri(tracker.uri)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     progress = progress or Progress(live=False)

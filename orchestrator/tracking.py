@@ -115,6 +115,7 @@ class Tracker:
         logging.getLogger("mlflow").setLevel(logging.ERROR)
         logging.getLogger("alembic").setLevel(logging.ERROR)
         self.uri = resolve_uri(uri)
+        self._pending: dict[str, list] = {}
         check_reachable(self.uri)
         self.client = MlflowClient(tracking_uri=self.uri)
         self.experiment_name = experiment
@@ -182,16 +183,19 @@ class Tracker:
             self.client.log_batch(run_id, params=items[i : i + 100])
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int, synchronous: bool = True) -> None:
+        """Synchronous, or queued on MLflow's async logger (see `flush`) so training never waits."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, int(step)) for k, v in metrics.items()]
-        self.client.log_batch(run_id, metrics=batch, synchronous=synchronous)
+        ops = self.client.log_batch(run_id, metrics=batch, synchronous=synchronous)
+        if ops is not None:
+            self._pending.setdefault(run_id, []).append(ops)
 
-    def flush(self) -> None:
-        import mlflow
-
-        mlflow.flush_async_logging()
+    def flush(self, run_id: str) -> None:
+        """Wait for the run's queued metric writes (not mlflow's fluent flush: it opens ./mlflow.db)."""
+        for ops in self._pending.pop(run_id, []):
+            ops.wait()
 
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(run_id, str(path), artifact_path)
