@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -61,10 +62,11 @@ def pin_corpus(cfg: RunConfig, dataset: Dataset) -> RunConfig:
 class RunLogger(TrainerHooks):
     """Trainer events -> MLflow (metrics live, samples and checkpoint at the end)."""
 
-    def __init__(self, tracker: T.Tracker, run_id: str, workdir: Path, progress: Progress, extra: TrainerHooks | None):
+    def __init__(self, tracker: T.Tracker, run_id: str, staging: Path, progress: Progress, extra: TrainerHooks | None):
         self.tracker = tracker
         self.run_id = run_id
-        self.samples = workdir / "samples"
+        self.staging = staging  # mirrors the run's artifact tree; uploaded in one call
+        self.samples = staging / "samples"
         self.samples.mkdir(parents=True, exist_ok=True)
         self.progress = progress
         self.extra = extra
@@ -96,16 +98,17 @@ class RunLogger(TrainerHooks):
             self.extra.on_sample(step, text)
 
     def upload(self) -> None:
-        """Samples and the best checkpoint, in one go at the end (also after a failure)."""
+        """config.json, samples and the best checkpoint in one upload at the end (also after
+        a failure or an interrupt, so what was learned is kept)."""
         self.tracker.flush(self.run_id)
-        if any(self.samples.iterdir()):
-            self.tracker.log_artifacts(self.run_id, self.samples, "samples")
         if self.best is not None and self.best.exists():
-            staged = self.best
-            if staged.name != "best.pt":
-                staged = self.best.with_name("best.pt")
+            staged = self.staging / "checkpoints" / "best.pt"
+            staged.parent.mkdir(exist_ok=True)
+            try:
+                os.link(self.best, staged)
+            except OSError:
                 shutil.copyfile(self.best, staged)
-            self.tracker.log_artifact(self.run_id, staged, "checkpoints")
+        self.tracker.log_artifacts(self.run_id, self.staging)
 
 
 SUMMARY_KEYS = (
@@ -161,24 +164,31 @@ def train_run(
     except ConfigError as e:
         raise UserError(f"{e.key}: {e.message}") from None
 
-    all_tags = {T.TAG_CONFIG_HASH: cfg.config_hash(), T.TAG_SEED: str(cfg.train.seed), **(tags or {})}
+    amp_name = str(amp).replace("torch.", "") if amp else "fp32"
+    all_tags = {
+        T.TAG_CONFIG_HASH: cfg.config_hash(),
+        T.TAG_SEED: str(cfg.train.seed),
+        "sweep.device": device,
+        "sweep.amp_dtype": amp_name,
+        **(tags or {}),
+    }
     if run_id is None:
         run_id = tracker.create_run(name, parent_id=parent_id, tags=all_tags)
     else:
         tracker.set_tags(run_id, all_tags)
     tracker.log_params(run_id, run_params(cfg, identity))
-    tracker.set_tags(run_id, {"sweep.device": device, "sweep.amp_dtype": str(amp).replace("torch.", "") if amp else "fp32"})
     tracker.log_dataset(run_id, {**identity, "source": dataset.corpus.source})
-    tracker.log_text(
-        run_id,
-        json.dumps({"config": cfg.to_flat(), "dataset": identity, "device": device, "amp": str(amp)}, indent=2),
-        "config.json",
-    )
 
     progress.run_start(name, cfg.train.max_steps)
     with tempfile.TemporaryDirectory(prefix="sweep-run-") as tmp:
         workdir = Path(tmp)
-        logger = RunLogger(tracker, run_id, workdir, progress, extra_hooks)
+        staging = workdir / "artifacts"
+        staging.mkdir()
+        (staging / "config.json").write_text(
+            json.dumps({"config": cfg.to_flat(), "dataset": identity, "device": device, "amp": amp_name}, indent=2),
+            encoding="utf-8",
+        )
+        logger = RunLogger(tracker, run_id, staging, progress, extra_hooks)
         trainer = Trainer(
             cfg.gpt, cfg.train, dataset, out_dir=workdir / "ckpt", hooks=logger, sample_config=cfg.sample
         )
