@@ -3,7 +3,7 @@
 A small space (dropout x n_layer x lr, 3x3x3 = 27 points) over a shape between the smoke
 and the small profiles. The grid trains every point to max_steps. TPE (same points as
 categorical choices, so the grid's best is reachable exactly) with Hyperband pruning runs
-until a trial's best val loss is within --tolerance of the grid's best (or --max-trials);
+— and, like `sweep search`, without training again a point that already finished — until a trial's best val loss is within --tolerance of the grid's best (or --max-trials);
 pruned trials count the steps they ran. The DESIGN budget: at most a third of the grid's
 steps. Same data, same training seed for every trial; no MLflow (in-memory Optuna).
 
@@ -85,6 +85,10 @@ def run_tpe(base, dataset, seed, target, max_trials):
 
     def objective(trial):
         params = {k: trial.suggest_categorical(k, v) for k, v in GRID.items()}
+        # As `sweep search` does: params equal to a finished trial's are not trained again.
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            if t.params == params:
+                return t.value
         counter = StepCounter(OptunaHooks(trial, base.train.max_steps))
         try:
             return train(base, dataset, params, counter)

@@ -214,10 +214,6 @@ def make_sampler(name: str, space: Space, seed: int | None, n_trials: int | None
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":
-        try:
-            import cmaes  # noqa: F401
-        except ImportError:
-            raise UserError("--sampler cmaes needs the 'cmaes' package: pip install cmaes") from None
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if name == "grid":
         return optuna.samplers.GridSampler(space.grid(), seed=seed)
