@@ -20,7 +20,7 @@ from .baseline import baseline_config, baseline_seeds
 from .config import RunConfig, coerce
 from .errors import UserError
 from .progress import Progress
-from .runner import Interrupted, Outcome, train_run
+from .runner import Outcome, parent_run, train_run
 
 
 def heads_for(n_embed: int, n_head: int) -> int:
@@ -225,7 +225,7 @@ def run_ablation(
 
     progress.sweep(len(todo))
     trained: list[Outcome] = []
-    try:
+    with parent_run(tracker, parent_id):
         for p in todo:
             trained.append(
                 train_run(
@@ -241,11 +241,5 @@ def run_ablation(
         from .compare import attach_table, sweep_table
 
         attach_table(tracker, parent_id, sweep_table(tracker, tracker.get_run(parent_id)))
-    except (KeyboardInterrupt, Interrupted):
-        tracker.end_run(parent_id, "KILLED", "killed", "interrupted")
-        raise
-    except BaseException as e:
-        tracker.end_run(parent_id, "FAILED", "failed", f"{type(e).__name__}: {e}")
-        raise
     tracker.end_run(parent_id, "FINISHED", "complete")
     return AblationResult(parent_id, trained, skipped, stand_ins)

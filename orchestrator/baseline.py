@@ -10,7 +10,7 @@ from . import tracking as T
 from .config import RunConfig, from_flat
 from .errors import UserError
 from .progress import Progress
-from .runner import Interrupted, Outcome, load_dataset, pin_corpus, run_params, train_run
+from .runner import Outcome, load_dataset, parent_run, pin_corpus, run_params, train_run
 
 
 @dataclass
@@ -44,7 +44,7 @@ def record_baseline(tracker: T.Tracker, cfg: RunConfig, seeds: int = 1, progress
     tracker.log_params(parent, run_params(cfg, dataset.identity()))
     progress.sweep(seeds)
     outcomes: list[Outcome] = []
-    try:
+    with parent_run(tracker, parent):
         for s in seed_values:
             child_cfg = cfg.replace(seed=s)
             outcomes.append(
@@ -57,12 +57,6 @@ def record_baseline(tracker: T.Tracker, cfg: RunConfig, seeds: int = 1, progress
                     progress=progress,
                 )
             )
-    except (KeyboardInterrupt, Interrupted):
-        tracker.end_run(parent, "KILLED", "killed", "interrupted")
-        raise
-    except BaseException as e:
-        tracker.end_run(parent, "FAILED", "failed", f"{type(e).__name__}: {e}")
-        raise
     losses = [o.summary["best_val_loss"] for o in outcomes if o.state == "complete"]
     if losses:
         summary = {

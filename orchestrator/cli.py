@@ -30,6 +30,7 @@ TrackingUri = Annotated[
 ]
 Seeds = Annotated[int | None, typer.Option("--seeds", help="Seeds per configuration (verdicts need 2 or more).")]
 BaselineId = Annotated[str | None, typer.Option("--baseline", help="Baseline run id (default: the latest).")]
+PrintFormat = Annotated[str, typer.Option("--format", help="How to print the table: table, md, csv, json or html.")]
 DEFAULT_EXPERIMENT = "char-gpt"
 
 
@@ -123,7 +124,7 @@ def ablate(
     baseline_id: BaselineId = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
-    fmt: Annotated[str, typer.Option("--format", help="How to print the table.")] = "table",
+    fmt: PrintFormat = "table",
 ) -> None:
     """Change one knob at a time against the recorded baseline, then print the comparison."""
     from .ablate import run_ablation, split_values
@@ -155,7 +156,7 @@ def search(
     baseline_id: BaselineId = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
-    fmt: Annotated[str, typer.Option("--format", help="How to print the table.")] = "table",
+    fmt: PrintFormat = "table",
 ) -> None:
     """Optuna search around the recorded baseline, every trial a nested MLflow run."""
     from .compare import render

@@ -10,6 +10,7 @@ import math
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,19 @@ from .progress import Progress
 
 class Interrupted(BaseException):
     """Raised by the SIGTERM handler: the run ends KILLED, like Ctrl-C."""
+
+
+@contextmanager
+def parent_run(tracker: T.Tracker, run_id: str):
+    """A sweep's parent run is never left RUNNING: an interrupt ends it KILLED, an error FAILED."""
+    try:
+        yield run_id
+    except (KeyboardInterrupt, Interrupted):
+        tracker.end_run(run_id, "KILLED", "killed", "interrupted")
+        raise
+    except BaseException as e:
+        tracker.end_run(run_id, "FAILED", "failed", f"{type(e).__name__}: {e}")
+        raise
 
 
 @dataclass
