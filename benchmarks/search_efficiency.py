@@ -28,7 +28,7 @@ from tabulate import tabulate
 from model.train import Trainer, TrainerHooks
 from orchestrator.config import build
 from orchestrator.runner import load_dataset
-from orchestrator.search import OptunaHooks
+from orchestrator.search import OptunaHooks, make_pruner
 
 GRID = {"dropout": [0.0, 0.1, 0.2], "n_layer": [1, 2, 3], "lr": [3e-4, 1e-3, 3e-3]}
 SHAPE = {
@@ -75,11 +75,9 @@ def run_grid(base, dataset):
     return total, results
 
 
-def run_tpe(base, dataset, seed, target, max_trials):
+def run_tpe(base, dataset, seed, target, max_trials, pruner=None):
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
-    pruner = optuna.pruners.HyperbandPruner(
-        min_resource=base.train.eval_every, max_resource=base.train.max_steps, reduction_factor=3
-    )
+    pruner = pruner or make_pruner("hyperband", base)
     study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner)
     used = {"steps": 0}
 

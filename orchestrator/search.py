@@ -225,7 +225,11 @@ def make_pruner(name: str, base: RunConfig):
 
     every, total = base.train.eval_every, base.train.max_steps
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=min(every, total), max_resource=total, reduction_factor=3)
+        # No verdict before a third of the run: early in training (warmup, bigger models that
+        # start slower) curves still cross. With a ninth, benchmarks/search_efficiency.py saw
+        # the grid's best config pruned and never found again for one sampler seed in three.
+        first = min(total, max(every, (total // 3) // every * every))
+        return optuna.pruners.HyperbandPruner(min_resource=first, max_resource=total, reduction_factor=3)
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
     if name == "none":
