@@ -175,6 +175,12 @@ def render(df: pd.DataFrame, fmt: str) -> str | bytes:
     raise UserError(f"unknown format '{fmt}'; choose one of: {', '.join(FORMATS)}")
 
 
+def _default_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_atomic(path: Path, data: str | bytes) -> Path:
     """Write to a temporary name in the same directory, then rename: never half a file."""
     path = Path(path)
@@ -183,6 +189,7 @@ def write_atomic(path: Path, data: str | bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.chmod(tmp, _default_mode())  # mkstemp makes 0600; an export is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
