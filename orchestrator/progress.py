@@ -44,10 +44,10 @@ class Progress:
         if not self.live:
             return
         now = time.perf_counter()
-        if now - self._last_draw < 0.1 and step + 1 < self._max_steps:
+        if now - self._last_draw < 0.1 and step < self._max_steps:
             return
         self._last_draw = now
-        done = step + 1
+        done = step  # the trainer counts steps from 1
         elapsed = now - self._t0
         eta = elapsed / done * (self._max_steps - done) if done else 0.0
         width = 20

@@ -196,3 +196,27 @@ def test_the_same_flow_against_a_real_mlflow_server(mlflow_server, corpus_path, 
     assert r.exit_code == 0 and r.output.startswith("knob,value,seeds")
     r = sweep("sample", "--run", child.run_id, "--tracking-uri", uri, "--max-new-tokens", "40")
     assert r.exit_code == 0 and len(r.output.strip()) >= 20
+
+
+def test_live_progress_on_a_terminal_and_quiet_lines_otherwise():
+    import io
+
+    from orchestrator.progress import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    live, plain = Tty(), io.StringIO()
+    for stream in (live, plain):
+        p = Progress(stream=stream)
+        p.sweep(2)
+        p.run_start("dropout=0.2", 40)
+        for step in range(1, 41):
+            p.step(step, 3.0, 1000.0)
+        p.run_end("dropout=0.2", "complete", {"best_val_loss": 2.5, "best_val_ppl": 12.18, "best_step": 40, "wall_s": 1.0})
+    frames = [f for f in live.getvalue().split("\r\x1b[2K") if f]
+    assert frames[0].startswith("[1/2] dropout=0.2 [") and "step 1/40" in frames[0]
+    assert any("step 40/40" in f and "eta    0s" in f for f in frames)
+    assert not any("step 41" in f for f in frames)
+    assert plain.getvalue() == "[1/2] dropout=0.2: best val_loss 2.5000 (ppl 12.18) at step 40, 1.0s\n"
