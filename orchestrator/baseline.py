@@ -88,4 +88,4 @@ def baseline_seeds(run: T.RunInfo) -> list[int]:
     raw = run.tags.get("sweep.seed_list")
     if raw:
         return [int(s) for s in raw.split(",")]
-    return [int(run.params.get("seed", "1337"))]
+    return [int(run.params.get("seed", "1"))]
