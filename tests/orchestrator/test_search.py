@@ -162,6 +162,24 @@ def test_a_trial_with_the_same_params_is_not_trained_again(search_env):
     assert "not trained again" in run.tags[T.TAG_REASON]
 
 
+def test_a_diverging_trial_fails_alone_and_the_study_goes_on(search_env):
+    tracker, _baseline, tmp_space = search_env
+    space = tmp_space.with_name("diverge.toml")
+    # lr 1e6 with no clipping blows up within a few steps; the grid visits it after trial 0
+    space.write_text("[lr]\nvalues = [0.001, 1e6]\n[grad_clip]\nvalues = [0.0]\n", encoding="utf-8")
+    res = run_search(tracker, trials=2, space=str(space), sampler="grid", study_name="diverge", plots=False)
+    trials = study_of(tracker, "diverge").get_trials()
+    assert sorted(t.state.name for t in trials) == ["COMPLETE", "FAIL"]
+    bad = next(t for t in trials if t.state == TrialState.FAIL)
+    assert bad.params["lr"] == 1e6 and "non-finite loss" in bad.user_attrs["sweep.fail_reason"]
+    run = tracker.get_run(bad.user_attrs[ATTR_RUN])
+    assert run.status == "FAILED" and run.state == "failed" and "non-finite loss" in run.tags[T.TAG_REASON]
+    assert tracker.get_run(res.parent_id).status == "FINISHED"
+    assert res.counts["fail"] == 1 and res.counts["complete"] == 1
+    row = res.table[res.table["state"] == "failed"].iloc[0]
+    assert row["verdict"].startswith("failed: non-finite loss") and row["seeds"] == 0
+
+
 def test_two_local_workers_share_the_journal_storage(search_env):
     tracker, _, space = search_env
     res = run_search(tracker, trials=4, space=str(space), pruner="none", workers=2, seed=3, study_name="workers", plots=False)
