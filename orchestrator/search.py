@@ -488,11 +488,12 @@ class Context:
             if int(pid) == os.getpid() or _alive(int(pid)):
                 continue
             try:
+                # the reason first: a finished trial's attributes can no longer be set
+                storage.set_trial_user_attr(t._trial_id, ATTR_REASON, f"worker process {pid} died mid-trial")
                 if not storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
                     continue
             except UpdateFinishedTrialError:
                 continue  # another worker got there first
-            storage.set_trial_user_attr(t._trial_id, ATTR_REASON, f"worker process {pid} died mid-trial")
             self.on_stale(self.study, storage.get_trial(t._trial_id))
 
     def work(self) -> None:
