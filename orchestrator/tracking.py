@@ -118,6 +118,9 @@ class Tracker:
         self._pending: dict[str, list] = {}
         self._writer = None
         check_reachable(self.uri)
+        db = sqlite_path(self.uri)
+        if not create and db is not None and not db.exists():
+            raise UserError(f"no MLflow store at {db}: record a baseline first (`sweep baseline`), or pass --tracking-uri")
         self.client = MlflowClient(tracking_uri=self.uri)
         self.experiment_name = experiment
         exp = self.client.get_experiment_by_name(experiment)

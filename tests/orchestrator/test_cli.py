@@ -220,3 +220,12 @@ def test_live_progress_on_a_terminal_and_quiet_lines_otherwise():
     assert any("step 40/40" in f and "eta    0s" in f for f in frames)
     assert not any("step 41" in f for f in frames)
     assert plain.getvalue() == "[1/2] dropout=0.2: best val_loss 2.5000 (ppl 12.18) at step 40, 1.0s\n"
+
+
+def test_reading_commands_do_not_create_a_store(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for args in (["table"], ["best"], ["sample", "--run", "abc"], ["plot"], ["report"]):
+        r = sweep(*args)
+        assert r.exit_code == 2, (args, r.output)
+        assert f"no MLflow store at {tmp_path / 'mlflow.db'}" in one_error_line(r)
+    assert list(tmp_path.iterdir()) == []
