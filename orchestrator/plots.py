@@ -56,9 +56,9 @@ def default_dir(tracker: T.Tracker, parent: T.RunInfo) -> Path:
 def metric_history(tracker: T.Tracker, run_id: str, key: str = CURVE_METRIC) -> list[tuple[int, float]]:
     """(step, value) pairs of one metric, by step, the last value kept when a step repeats."""
     by_step: dict[int, float] = {}
-    for m in sorted(tracker.client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp)):
-        if math.isfinite(m.value):
-            by_step[int(m.step)] = float(m.value)
+    for step, _, value in sorted(tracker.metric_history(run_id, key)):
+        if math.isfinite(value):
+            by_step[step] = value
     return sorted(by_step.items())
 
 

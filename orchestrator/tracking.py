@@ -240,6 +240,10 @@ class Tracker:
         except (MlflowException, OSError) as e:
             raise UserError(f"run {run_id} has no artifact '{artifact_path}': {str(e).splitlines()[0]}") from None
 
+    def metric_history(self, run_id: str, key: str) -> list[tuple[int, int, float]]:
+        """(step, timestamp, value) of every logged value of one metric."""
+        return [(int(m.step), int(m.timestamp), float(m.value)) for m in self.client.get_metric_history(run_id, key)]
+
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[str]:
         return [f.path for f in self.client.list_artifacts(run_id, path)]
 

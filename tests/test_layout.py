@@ -30,6 +30,9 @@ def test_model_imports_no_orchestration_packages():
 def test_only_tracking_imports_mlflow():
     users = sorted(p.name for p in (ROOT / "orchestrator").glob("*.py") if "mlflow" in imported_roots(p))
     assert users == ["tracking.py"]
+    # nor reaches around it to the MlflowClient
+    leaks = sorted(p.name for p in (ROOT / "orchestrator").glob("*.py") if ".client." in p.read_text(encoding="utf-8"))
+    assert leaks == ["tracking.py"]
 
 
 def test_cli_start_up_imports_nothing_heavy():
