@@ -150,15 +150,20 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
         key, raw = pair.split("=", 1)
         key = normalize_key(key)
         if key == "use_cosine":  # the notes' flag
-            key, raw = "schedule", "cosine" if coerce_bool(raw) else "constant"
+            key, raw = "schedule", "cosine" if parse_flag(pair, raw) else "constant"
         if key not in FIELDS and key != DATA_KEY:
             raise UserError(f"--set {pair}: {unknown_key_message(key)}")
         out[key] = raw
     return out
 
 
-def coerce_bool(raw: str) -> bool:
-    return str(raw).strip().lower() in ("1", "true", "yes", "on")
+def parse_flag(pair: str, raw: str) -> bool:
+    low = str(raw).strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise UserError(f"--set {pair}: expected true or false")
 
 
 def profile_names() -> list[str]:

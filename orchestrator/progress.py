@@ -75,10 +75,3 @@ class Progress:
             msg = f"{self._prefix() if name == self._name else name}: {state}" + (f" ({reason})" if reason else "")
         self.say(msg)
 
-
-class Quiet(Progress):
-    def __init__(self):
-        super().__init__(live=False)
-
-    def say(self, message: str) -> None:  # tests and library use
-        pass

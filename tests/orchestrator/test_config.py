@@ -27,6 +27,7 @@ def test_overrides_are_typed_and_the_notes_aliases_work():
         (["batch_size=15", "grad_accum_steps=2"], "--set batch_size=15"),
         (["dropuot=0.1"], "unknown key 'dropuot' (did you mean 'dropout'?)"),
         (["n_layer"], "--set n_layer: expected key=value"),
+        (["use_cosine=maybe"], "--set use_cosine=maybe: expected true or false"),
     ],
 )
 def test_bad_overrides_name_the_key_as_typed(pairs, message):
