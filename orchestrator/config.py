@@ -12,6 +12,7 @@ import difflib
 import hashlib
 import json
 import re
+import shlex
 import tomllib
 import typing
 from dataclasses import dataclass
@@ -226,3 +227,31 @@ def validated(flat: dict[str, Any], overrides: dict[str, str], origin: str) -> R
             where = " ".join(f"--set {k}={overrides[k]}" for k in related)
             raise UserError(f"{where}: {e.message}") from None
         raise UserError(f"{origin}: {e.message}") from None
+
+
+NOT_CONFIG = {"device", "save_best"}  # where and how it runs, not what is trained
+
+
+def baseline_command(cfg: RunConfig, seeds: int = 1) -> str:
+    """A ready-to-run `sweep baseline` line that trains exactly `cfg`: the shipped profile it
+    differs least from, one --set per difference, --data unless it is the default corpus."""
+    flat = cfg.to_flat()
+    best: tuple[str, list[str]] | None = None
+    for name in profile_names():
+        try:
+            prof = build(name, {}).to_flat()
+        except UserError:
+            continue
+        diffs = [k for k in flat if k not in NOT_CONFIG and k != DATA_KEY and flat[k] != prof[k]]
+        if best is None or len(diffs) < len(best[1]):
+            best = (name, diffs)
+    if best is None:
+        raise UserError("no profile in experiments/ could be read")
+    name, diffs = best
+    parts = ["sweep", "baseline", "--profile", name]
+    if cfg.data not in (None, "shakespeare"):
+        parts += ["--data", str(cfg.data)]
+    parts += [arg for k in diffs for arg in ("--set", f"{k}={flat[k]}")]
+    if seeds > 1:
+        parts += ["--seeds", str(seeds)]
+    return shlex.join(parts)

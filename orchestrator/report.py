@@ -14,7 +14,6 @@ import html
 import math
 import os
 import re
-import shlex
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,39 +81,12 @@ def config_changes(base: dict[str, str], best: dict[str, str]) -> dict[str, tupl
     }
 
 
-def nearest_profile(base: dict[str, str]) -> tuple[str, dict[str, str]]:
-    """The shipped profile closest to a recorded config, and the keys that differ from it."""
-    from .config import build, profile_names
-
-    best_name, best_diff = "baseline", None
-    for name in profile_names():
-        try:
-            flat = build(name, {}).to_flat()
-        except Exception:
-            continue
-        diff = {
-            k: v
-            for k, v in config_params(base).items()
-            if k not in SKIP_PARAMS and k != "data" and k in flat and _norm(k, flat[k]) != _norm(k, v)
-        }
-        if best_diff is None or len(diff) < len(best_diff):
-            best_name, best_diff = name, diff
-    return best_name, best_diff or {}
-
-
 def ready_command(base: dict[str, str], changes: dict[str, tuple[str, str]], seeds: int = 1) -> str:
-    """`sweep baseline ...` that trains the best configuration from a shipped profile."""
-    profile, own = nearest_profile(base)
-    sets = {**own, **{k: new for k, (_, new) in changes.items()}}
-    parts = ["sweep", "baseline", "--profile", profile]
-    data = base.get("data")
-    if data and data not in ("None", "shakespeare"):
-        parts += ["--data", data]
-    for k, v in sets.items():
-        parts += ["--set", f"{k}={v}"]
-    if seeds > 1:
-        parts += ["--seeds", str(seeds)]
-    return shlex.join(parts)
+    """`sweep baseline ...` that trains the baseline's recorded config with `changes` applied."""
+    from .config import baseline_command, from_flat
+
+    cfg = from_flat({**config_params(base), **{k: new for k, (_, new) in changes.items()}})
+    return baseline_command(cfg, seeds)
 
 
 def find_best(tracker: T.Tracker, parent: T.RunInfo, df: pd.DataFrame, base_run: T.RunInfo) -> Best | None:

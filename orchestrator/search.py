@@ -34,7 +34,7 @@ from model.train import TrainerHooks
 from . import tracking as T
 from .ablate import heads_for
 from .baseline import baseline_config
-from .config import FIELDS, RunConfig, coerce, read_toml, unknown_key_message
+from .config import FIELDS, RunConfig, baseline_command, coerce, read_toml, unknown_key_message
 from .errors import UserError
 from .progress import Progress
 from .runner import Interrupted, train_run
@@ -867,28 +867,6 @@ def best_trial(ctx: Context) -> dict[str, Any] | None:
         return None
     cfg = trial_config(ctx.base, t.params)
     return {"number": t.number, "value": t.value, "params": dict(t.params), "command": baseline_command(cfg)}
-
-
-def baseline_command(cfg: RunConfig) -> str:
-    """A ready-to-run `sweep baseline` line that trains exactly `cfg`: the profile it differs
-    least from, plus one --set per difference."""
-    from .config import DATA_KEY, build, profile_names
-
-    flat = cfg.to_flat()
-    best: tuple[int, str, list[str]] | None = None
-    for name in profile_names():
-        try:
-            prof = build(name, {}).to_flat()
-        except UserError:
-            continue
-        diffs = [k for k in flat if k != DATA_KEY and flat[k] != prof[k]]
-        if best is None or len(diffs) < best[0]:
-            best = (len(diffs), name, diffs)
-    assert best is not None
-    _, name, diffs = best
-    sets = " ".join(f"--set {k}={flat[k]}" for k in diffs)
-    data = f" --data {flat[DATA_KEY]}" if flat.get(DATA_KEY) else ""
-    return f"sweep baseline --profile {name} {sets}{data}".replace("  ", " ").strip()
 
 
 def write_plots(ctx: Context) -> tuple[list[Path], list[str]]:

@@ -60,3 +60,19 @@ def test_flat_round_trip_through_strings_as_mlflow_stores_them():
     assert back == cfg
     assert back.config_hash() == cfg.config_hash()
     assert cfg.replace(dropout=0.2).config_hash() != cfg.config_hash()
+
+
+def test_the_ready_to_run_command_trains_exactly_that_config(tmp_path):
+    import shlex
+
+    from orchestrator.config import baseline_command
+
+    corpus = tmp_path / "my corpus.txt"
+    cfg = build("cpu-safe", parse_overrides(["dropout=0.25", "n_layer=6", "seed=7"]), data=str(corpus))
+    cmd = baseline_command(cfg, seeds=3)
+    args = shlex.split(cmd)
+    assert args[:4] == ["sweep", "baseline", "--profile", "cpu-safe"] and args[-2:] == ["--seeds", "3"]
+    sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
+    assert sorted(sets) == ["dropout=0.25", "n_layer=6", "seed=7"]
+    data = args[args.index("--data") + 1]
+    assert build(args[3], parse_overrides(sets), data=data).config_hash() == cfg.config_hash()

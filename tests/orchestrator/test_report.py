@@ -73,4 +73,4 @@ def test_ready_command_starts_from_the_nearest_profile():
     changes = config_changes(base, best)
     assert changes == {"dropout": ("0.0", "0.2")}  # the seed is not a configuration change
     cmd = ready_command(base, changes, seeds=2)
-    assert cmd == "sweep baseline --profile smoke --set max_steps=30 --set dropout=0.2 --seeds 2"
+    assert cmd == "sweep baseline --profile smoke --set dropout=0.2 --set max_steps=30 --seeds 2"
