@@ -183,53 +183,57 @@ def figure_deltas(parent: T.RunInfo, df: pd.DataFrame):
 # -- searches ----------------------------------------------------------------------------
 
 def load_study(tracker: T.Tracker, parent: T.RunInfo):
-    """The Optuna study behind a search parent, or a note saying why it cannot be read."""
+    """The Optuna study behind a search parent (its storage is in the `sweep.storage` tag),
+    or a note saying why it cannot be read."""
     import optuna
+
+    from .search import JOURNAL_NAME, open_storage
 
     name = parent.tags.get(T.TAG_STUDY) or parent.name.removeprefix("search:")
     url = parent.tags.get("sweep.storage")
     try:
-        if url and "://" in url and not url.startswith("file://"):
-            storage = url  # a database URL (postgresql://..., sqlite:///...)
-        else:
-            path = Path(url.removeprefix("file://").removeprefix("journal:")) if url else tracker.store_dir / "optuna-journal.log"
+        if url is None or "://" not in url:  # a journal file
+            path = Path(url) if url else tracker.store_dir / JOURNAL_NAME
             if not path.is_file():
                 return None, f"no Optuna journal at {path}: optimization history and importances skipped"
-            from optuna.storages import JournalStorage
-            from optuna.storages.journal import JournalFileBackend
-
-            storage = JournalStorage(JournalFileBackend(str(path)))
+            url = f"journal:{path}"
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        return optuna.load_study(study_name=name, storage=storage), None
-    except Exception as e:  # unreachable database, missing study, ...
+        return optuna.load_study(study_name=name, storage=open_storage(url, tracker)), None
+    except Exception as e:  # unreachable database, a redacted password, missing study, ...
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         return None, f"Optuna study '{name}' cannot be read ({first}): optimization history and importances skipped"
 
 
+OPTUNA_FIGURES = (  # (file name, optuna.visualization.matplotlib function, complete trials needed)
+    ("optimization_history", "plot_optimization_history", 1),
+    ("param_importances", "plot_param_importances", 2),
+    ("parallel_coordinate", "plot_parallel_coordinate", 2),
+)
+
+
 def figures_optuna(study) -> tuple[list[tuple[str, object]], list[str]]:
+    """Optuna's own views of a study, as (name, figure) pairs, and notes on what was skipped."""
     import optuna
     import optuna.visualization.matplotlib as ovm
 
     _pyplot()
     figs, notes = [], []
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if complete:
-            ax = ovm.plot_optimization_history(study)
-            ax.figure.set_size_inches(*FIGSIZE)
-            figs.append(("optuna-history", ax.figure))
-        else:
-            notes.append("no complete trial: no optimization history")
-        if len(complete) >= 2:
-            try:
-                ax = ovm.plot_param_importances(study)
-                ax.figure.set_size_inches(*FIGSIZE)
-                figs.append(("optuna-importances", ax.figure))
-            except Exception as e:
-                notes.append(f"parameter importances skipped: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
-        else:
-            notes.append("fewer than 2 complete trials: no parameter importances")
+    for name, fn, need in OPTUNA_FIGURES:
+        if len(complete) < need:
+            notes.append(f"{name}: needs {need} complete trials (have {len(complete)}); not drawn")
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ax = getattr(ovm, fn)(study)
+        except Exception as e:  # e.g. importances when no parameter varied yet
+            _pyplot().close("all")
+            notes.append(f"{name}: not drawn ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
+            continue
+        fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
+        fig.set_size_inches(*FIGSIZE)
+        figs.append((name, fig))
     return figs, notes
 
 

@@ -746,6 +746,7 @@ def run_search(
         tracker, space=space, sampler=sampler, pruner=pruner, study_name=study_name, storage_url=storage,
         seed=seed, n_trials=trials, baseline_id=baseline_id, progress=progress,
     )
+    tracker.set_tags(ctx.parent_id, {"sweep.storage": storage_tag(storage, tracker)})
     notes: list[str] = []
     if sampler == "grid":
         size = math.prod(len(v) for v in ctx.space.grid().values())
@@ -776,6 +777,15 @@ def run_search(
 
 def storage_label(url: str | None, tracker: T.Tracker) -> str:
     return f"journal {journal_path(tracker)}" if url is None else redact(url)
+
+
+def storage_tag(url: str | None, tracker: T.Tracker) -> str:
+    """Where the study lives, for `sweep plot`: the journal's path, or the URL without its password."""
+    if url is None:
+        return str(journal_path(tracker))
+    if url.endswith(".log") or url.startswith("journal:"):
+        return str(Path(url.removeprefix("journal:")).expanduser().resolve())
+    return redact(url)
 
 
 def run_workers(ctx, tracker, workers, storage, space, sampler, pruner, seed, timeout, progress) -> None:
@@ -870,48 +880,17 @@ def best_trial(ctx: Context) -> dict[str, Any] | None:
 
 
 def write_plots(ctx: Context) -> tuple[list[Path], list[str]]:
-    """Optimization history, parameter importances and parallel coordinates: PNGs next to the
-    store (sweep-plots/<study>/) and on the parent run (plots/)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import optuna.visualization.matplotlib as vis
-    from optuna.trial import TrialState
-
-    from .compare import write_atomic
+    """Optuna's figures (plots.figures_optuna): PNGs next to the store (sweep-plots/<study>/)
+    and on the parent run (plots/)."""
+    from .plots import ARTIFACT_DIR, figures_optuna, save_png
 
     out_dir = ctx.tracker.store_dir / "sweep-plots" / ctx.study.study_name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    complete = ctx.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    notes: list[str] = []
+    figs, notes = figures_optuna(ctx.study)
     written: list[Path] = []
-    plans = [("optimization_history", vis.plot_optimization_history, 1)]
-    plans.append(("param_importances", vis.plot_param_importances, 2))
-    plans.append(("parallel_coordinate", vis.plot_parallel_coordinate, 2))
-    for name, fn, need in plans:
-        if len(complete) < need:
-            notes.append(f"{name}: needs {need} complete trials (have {len(complete)}); not drawn")
-            continue
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                ax = fn(ctx.study)
-            fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
-            fig.set_size_inches(9, 5.5)
-            fig.tight_layout()
-            import io
-
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=110)
-            plt.close(fig)
-            path = write_atomic(out_dir / f"{name}.png", buf.getvalue())
-            ctx.tracker.log_artifact(ctx.parent_id, path, "plots")
-            written.append(path)
-        except Exception as e:  # e.g. importances when no parameter varied yet
-            plt.close("all")
-            first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            notes.append(f"{name}: not drawn ({first})")
+    for name, fig in figs:
+        path = save_png(fig, out_dir / f"{name}.png")
+        ctx.tracker.log_artifact(ctx.parent_id, path, ARTIFACT_DIR)
+        written.append(path)
     return written, notes
 
 

@@ -90,7 +90,7 @@ def test_search_figures_come_from_the_optuna_study(tmp_path):
     tracker, parent = _search_store(tmp_path, with_journal=True)
     res = plot_sweep(tracker, parent, tmp_path / "out")
     names = sorted(p.name for p in res.paths)
-    assert names == ["optuna-history.png", "optuna-importances.png", "val-loss.png"], res.notes
+    assert names == ["optimization_history.png", "parallel_coordinate.png", "param_importances.png", "val-loss.png"], res.notes
     for p in res.paths:
         w, h = png_size(p)
         assert w >= 400 and h >= 300

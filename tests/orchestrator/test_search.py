@@ -112,6 +112,12 @@ def test_search_logs_one_run_per_trial_starts_from_the_baseline_and_resumes(sear
     assert {p.name for p in res.plots} == {"optimization_history.png", "param_importances.png", "parallel_coordinate.png"}
     assert {"plots/optimization_history.png"} <= set(tracker.list_artifacts(res.parent_id, "plots"))
     assert {"table.csv", "table.md"} <= set(tracker.list_artifacts(res.parent_id))
+    # `sweep plot` finds the study through the storage recorded on the parent run
+    from orchestrator.plots import plot_sweep
+
+    assert parent.tags["sweep.storage"] == str(tracker.store_dir / "optuna-journal.log")
+    shown = plot_sweep(tracker, parent, tracker.store_dir / "plot-check", attach=False)
+    assert {"optimization_history.png", "val-loss.png", "delta-best-val-loss.png"} <= {p.name for p in shown.paths}
 
     # the same study again with --trials 6: exactly two more
     res6 = run_search(tracker, trials=6, space=str(space), pruner="none", seed=0, study_name="four", plots=False)
