@@ -9,9 +9,7 @@ after step n when n % eval_every == 0 and after the last step. `lr_factor` takes
 from __future__ import annotations
 
 import math
-import os
 import resource
-import tempfile
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
@@ -21,6 +19,7 @@ import torch
 
 from model.data import Dataset
 from model.errors import ConfigError
+from model.files import atomic_path
 from model.gpt import GPT, GPTConfig
 from model.sample import CHECKPOINT_FORMAT, SampleConfig, generate_text
 
@@ -186,15 +185,8 @@ def configure_optimizer(model: GPT, cfg: TrainConfig, device: str) -> torch.opti
 
 
 def save_atomic(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class Trainer:

@@ -8,9 +8,7 @@ by Welch's t-test (two-sided, 5%); with one seed the table says so instead of gu
 from __future__ import annotations
 
 import math
-import os
 import statistics
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -175,26 +173,13 @@ def render(df: pd.DataFrame, fmt: str) -> str | bytes:
     raise UserError(f"unknown format '{fmt}'; choose one of: {', '.join(FORMATS)}")
 
 
-def _default_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def write_atomic(path: Path, data: str | bytes) -> Path:
     """Write to a temporary name in the same directory, then rename: never half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.chmod(tmp, _default_mode())  # mkstemp makes 0600; an export is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from model.files import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    return Path(path)
 
 
 def format_for(path: Path, fmt: str | None) -> str:
