@@ -105,23 +105,44 @@ def run_tpe(base, dataset, seed, target, max_trials, pruner=None):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0,1,2", help="TPE sampler seeds, one run each")
-    ap.add_argument("--tolerance", type=float, default=0.005, help="relative: 0.005 = within 0.5%% of the grid's best")
+    ap.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.005,
+        help="relative: 0.005 = within 0.5%% of the grid's best",
+    )
     ap.add_argument("--max-trials", type=int, default=40)
     ap.add_argument("--data", default=None, help="corpus (default: shakespeare, offline fallback)")
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     base = build("smoke", dict(SHAPE), data=args.data)
     dataset = load_dataset(base.data)
-    print(f"space: {' x '.join(f'{k} {v}' for k, v in GRID.items())}; {base.train.max_steps} steps per full trial; "
-          f"corpus {dataset.corpus.name}", flush=True)
+    print(
+        f"space: {' x '.join(f'{k} {v}' for k, v in GRID.items())}; {base.train.max_steps} steps per full trial; "
+        f"corpus {dataset.corpus.name}",
+        flush=True,
+    )
 
     t0 = time.perf_counter()
     grid_steps, grid = run_grid(base, dataset)
     grid_best = min(grid.values())
     best_point = min(grid, key=grid.get)
     target = grid_best * (1 + args.tolerance)
-    rows = [["grid", len(grid), grid_steps, f"{grid_best:.4f}", "1.00", "-", f"{time.perf_counter() - t0:.0f}"]]
-    print(f"grid best {grid_best:.4f} at {dict(zip(GRID, best_point, strict=True))}; target <= {target:.4f}", flush=True)
+    rows = [
+        [
+            "grid",
+            len(grid),
+            grid_steps,
+            f"{grid_best:.4f}",
+            "1.00",
+            "-",
+            f"{time.perf_counter() - t0:.0f}",
+        ]
+    ]
+    print(
+        f"grid best {grid_best:.4f} at {dict(zip(GRID, best_point, strict=True))}; target <= {target:.4f}",
+        flush=True,
+    )
 
     ratios = []
     for seed in (int(s) for s in args.seeds.split(",")):
@@ -130,15 +151,37 @@ def main() -> None:
         best = study.best_value
         reached = best <= target
         ratios.append(steps / grid_steps if reached else float("inf"))
-        rows.append([
-            f"tpe+hyperband seed={seed}", f"{len(study.trials)} ({pruned} pruned)", steps, f"{best:.4f}",
-            f"{steps / grid_steps:.2f}", "yes" if reached else "NO", f"{time.perf_counter() - t0:.0f}",
-        ])
+        rows.append(
+            [
+                f"tpe+hyperband seed={seed}",
+                f"{len(study.trials)} ({pruned} pruned)",
+                steps,
+                f"{best:.4f}",
+                f"{steps / grid_steps:.2f}",
+                "yes" if reached else "NO",
+                f"{time.perf_counter() - t0:.0f}",
+            ]
+        )
     print()
-    print(tabulate(rows, headers=["method", "trials", "total steps", "best val loss", "steps/grid steps",
-                                  f"reached (<= +{args.tolerance:.1%})", "wall s"], disable_numparse=True))
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "method",
+                "trials",
+                "total steps",
+                "best val loss",
+                "steps/grid steps",
+                f"reached (<= +{args.tolerance:.1%})",
+                "wall s",
+            ],
+            disable_numparse=True,
+        )
+    )
     finite = [r for r in ratios if r != float("inf")]
-    verdict = "within" if finite and len(finite) == len(ratios) and max(finite) <= 1 / 3 else "NOT within"
+    verdict = (
+        "within" if finite and len(finite) == len(ratios) and max(finite) <= 1 / 3 else "NOT within"
+    )
     median = statistics.median(ratios) if ratios else float("nan")
     print(f"\nmedian steps/grid steps {median:.2f}; budget 0.33: {verdict} budget for every seed")
 

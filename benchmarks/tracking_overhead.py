@@ -32,7 +32,16 @@ def instrument(cls) -> dict[str, float]:
     import functools
 
     spent: dict[str, float] = {}
-    for name in ("create_run", "end_run", "set_tags", "log_params", "log_metrics", "log_artifacts", "log_dataset", "flush"):
+    for name in (
+        "create_run",
+        "end_run",
+        "set_tags",
+        "log_params",
+        "log_metrics",
+        "log_artifacts",
+        "log_dataset",
+        "flush",
+    ):
         fn = getattr(cls, name)
 
         @functools.wraps(fn)
@@ -63,17 +72,25 @@ def main() -> None:
     from orchestrator.tracking import Tracker
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    cfg = build("smoke", {"max_steps": str(args.steps), "eval_every": str(args.eval_every)}, data=corpus_spec())
+    cfg = build(
+        "smoke",
+        {"max_steps": str(args.steps), "eval_every": str(args.eval_every)},
+        data=corpus_spec(),
+    )
     dataset = load_dataset(cfg.data)
     quiet = Progress(live=False, stream=open("/dev/null", "w"))  # noqa: SIM115
 
     with tempfile.TemporaryDirectory() as tmp:
-        tracker = Tracker(f"sqlite:///{tmp}/mlflow.db", "overhead")  # store set up once, as in a sweep
+        tracker = Tracker(
+            f"sqlite:///{tmp}/mlflow.db", "overhead"
+        )  # store set up once, as in a sweep
 
         def off() -> float:
             with tempfile.TemporaryDirectory() as out:
                 t0 = time.perf_counter()
-                Trainer(cfg.gpt, cfg.train, dataset, out_dir=Path(out), sample_config=cfg.sample).run()
+                Trainer(
+                    cfg.gpt, cfg.train, dataset, out_dir=Path(out), sample_config=cfg.sample
+                ).run()
                 return time.perf_counter() - t0
 
         def on() -> float:
@@ -93,15 +110,23 @@ def main() -> None:
     m_off, m_on = statistics.median(offs), statistics.median(ons)
     ratio = statistics.median(b / a for a, b in zip(offs, ons, strict=True))
     evals = args.steps // args.eval_every
-    print(f"tracking overhead: smoke profile, {args.steps} steps, {evals} evals, {args.repeats} pairs (after 1 warm-up)")
+    print(
+        f"tracking overhead: smoke profile, {args.steps} steps, {evals} evals, {args.repeats} pairs (after 1 warm-up)"
+    )
     print(f"{'':<26}{'median s':>10}{'min':>8}{'max':>8}")
     print(f"{'tracking off':<26}{m_off:>10.3f}{min(offs):>8.3f}{max(offs):>8.3f}")
     print(f"{'tracking on':<26}{m_on:>10.3f}{min(ons):>8.3f}{max(ons):>8.3f}")
-    print(f"{'  of which in MLflow calls':<26}{statistics.median(calls):>10.3f}{min(calls):>8.3f}{max(calls):>8.3f}")
+    print(
+        f"{'  of which in MLflow calls':<26}{statistics.median(calls):>10.3f}{min(calls):>8.3f}{max(calls):>8.3f}"
+    )
     overhead = (ratio - 1) * 100
     direct = 100 * statistics.median(c / w for c, w in zip(calls, ons, strict=True))
-    print(f"median of paired on/off ratios: {overhead:+.1f}% (wall clock, includes the machine's noise)")
-    print(f"time inside MLflow calls: {direct:.1f}% of the tracked run's wall time (metric writes run on a writer thread)")
+    print(
+        f"median of paired on/off ratios: {overhead:+.1f}% (wall clock, includes the machine's noise)"
+    )
+    print(
+        f"time inside MLflow calls: {direct:.1f}% of the tracked run's wall time (metric writes run on a writer thread)"
+    )
     verdict = "OK" if max(overhead, direct) <= 3 else "OVER BUDGET"
     print(f"budget: logging <= 3% of a trial's wall time -> {verdict}")
 

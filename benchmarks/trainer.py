@@ -83,28 +83,43 @@ def main() -> None:
     prof = tomllib.loads(Path(args.profile).read_text())
     gpt = GPTConfig(**prof["model"])
     steps = args.warmup + args.steps + 1
-    base = TrainConfig(**{**prof["train"], "device": "cpu", "max_steps": steps,
-                          "eval_every": steps, "eval_iters": args.eval_iters})
+    base = TrainConfig(
+        **{
+            **prof["train"],
+            "device": "cpu",
+            "max_steps": steps,
+            "eval_every": steps,
+            "eval_iters": args.eval_iters,
+        }
+    )
 
     peak = {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}
     rows = {}
     for name, amp in (("fp32", "off"), ("bf16", "bf16")):
         rows[name] = bench(gpt, TrainConfig(**{**base.__dict__, "amp": amp}), ds, args.warmup)
 
-    print(f"corpus {corpus.name}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"batch {base.batch_size} x block {gpt.block_size}, n_layer {gpt.n_layer}, "
-          f"n_embed {gpt.n_embed}, n_head {gpt.n_head}, dropout {gpt.dropout}, "
-          f"{rows['fp32']['params'] / 1e6:.2f}M params")
-    print(f"median of {args.steps} steps after {args.warmup} warm-up; "
-          f"val loss after {steps} steps, {args.eval_iters} eval batches, same seed\n")
-    print(f"{'precision':<10}{'tokens/s':>10}{'vs fp32':>9}{'val loss':>10}"
-          f"{'model GFLOP/s':>15}{'matmul GFLOP/s':>16}{'of peak':>9}")
+    print(
+        f"corpus {corpus.name}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"batch {base.batch_size} x block {gpt.block_size}, n_layer {gpt.n_layer}, "
+        f"n_embed {gpt.n_embed}, n_head {gpt.n_head}, dropout {gpt.dropout}, "
+        f"{rows['fp32']['params'] / 1e6:.2f}M params"
+    )
+    print(
+        f"median of {args.steps} steps after {args.warmup} warm-up; "
+        f"val loss after {steps} steps, {args.eval_iters} eval batches, same seed\n"
+    )
+    print(
+        f"{'precision':<10}{'tokens/s':>10}{'vs fp32':>9}{'val loss':>10}"
+        f"{'model GFLOP/s':>15}{'matmul GFLOP/s':>16}{'of peak':>9}"
+    )
     for name, r in rows.items():
         model_gflops = r["flops_per_token"] * r["tokens_per_s"] / 1e9
-        print(f"{name:<10}{r['tokens_per_s']:>10,.0f}"
-              f"{r['tokens_per_s'] / rows['fp32']['tokens_per_s']:>8.2f}x"
-              f"{r['val_loss']:>10.4f}{model_gflops:>15.1f}{peak[name]:>16.1f}"
-              f"{model_gflops / peak[name]:>9.1%}")
+        print(
+            f"{name:<10}{r['tokens_per_s']:>10,.0f}"
+            f"{r['tokens_per_s'] / rows['fp32']['tokens_per_s']:>8.2f}x"
+            f"{r['val_loss']:>10.4f}{model_gflops:>15.1f}{peak[name]:>16.1f}"
+            f"{model_gflops / peak[name]:>9.1%}"
+        )
     print(f"\nval loss bf16 - fp32: {rows['bf16']['val_loss'] - rows['fp32']['val_loss']:+.4f}")
 
 

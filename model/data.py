@@ -63,7 +63,9 @@ def file_corpus(spec: str) -> Corpus:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise CorpusError(f"corpus file {path} is not UTF-8 text ({e.reason} at byte {e.start})") from e
+        raise CorpusError(
+            f"corpus file {path} is not UTF-8 text ({e.reason} at byte {e.start})"
+        ) from e
     if len(text) < MIN_CHARS:
         raise CorpusError(
             f"corpus file {path} is too short ({len(text)} characters; need at least {MIN_CHARS})"
@@ -129,8 +131,13 @@ def shakespeare_corpus(data_dir: Path, url: str, timeout: float, fallback: bool)
     return pydoc_corpus(notice)
 
 
-def resolve_corpus(spec: str | None = None, *, data_dir: Path | None = None,
-                   url: str = SHAKESPEARE_URL, timeout: float = 10.0) -> Corpus:
+def resolve_corpus(
+    spec: str | None = None,
+    *,
+    data_dir: Path | None = None,
+    url: str = SHAKESPEARE_URL,
+    timeout: float = 10.0,
+) -> Corpus:
     """None = the default (shakespeare, falling back to pydoc); "shakespeare", "pydoc", or a path."""
     if spec is None or spec == "shakespeare":
         d = Path(data_dir) if data_dir is not None else default_data_dir()
@@ -175,7 +182,9 @@ class CharTokenizer:
 class Dataset:
     def __init__(self, corpus: Corpus, val_fraction: float = 0.1):
         if not 0 < val_fraction < 1:
-            raise ConfigError("val_fraction", f"val_fraction must be in (0, 1) (got {val_fraction!r})")
+            raise ConfigError(
+                "val_fraction", f"val_fraction must be in (0, 1) (got {val_fraction!r})"
+            )
         self.corpus = corpus
         self.tokenizer = CharTokenizer.from_text(corpus.text)
         ids = torch.tensor(self.tokenizer.encode(corpus.text), dtype=torch.long)
@@ -192,8 +201,14 @@ class Dataset:
                 f"({shortest} characters)",
             )
 
-    def get_batch(self, split: str, batch_size: int, block_size: int,
-                  generator: torch.Generator | None = None, device: str | torch.device = "cpu"):
+    def get_batch(
+        self,
+        split: str,
+        batch_size: int,
+        block_size: int,
+        generator: torch.Generator | None = None,
+        device: str | torch.device = "cpu",
+    ):
         if split not in ("train", "val"):
             raise ValueError(f"split must be 'train' or 'val' (got {split!r})")
         data = self.train if split == "train" else self.val

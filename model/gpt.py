@@ -129,7 +129,9 @@ class GPT(nn.Module):
     def forward(self, idx, targets=None):
         t = idx.size(1)
         if t > self.config.block_size:
-            raise ValueError(f"sequence length {t} is longer than block_size {self.config.block_size}")
+            raise ValueError(
+                f"sequence length {t} is longer than block_size {self.config.block_size}"
+            )
         pos = torch.arange(t, dtype=torch.long, device=idx.device)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
         for block in self.transformer.h:
@@ -141,11 +143,17 @@ class GPT(nn.Module):
         return logits, loss
 
     @torch.no_grad()
-    def generate(self, idx, max_new_tokens: int, temperature: float = 1.0,
-                 top_k: int | None = None, generator: torch.Generator | None = None):
+    def generate(
+        self,
+        idx,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ):
         """Append max_new_tokens sampled tokens to idx (B, T); top_k None or 0 = off."""
         for _ in range(max_new_tokens):
-            idx_cond = idx[:, -self.config.block_size:]
+            idx_cond = idx[:, -self.config.block_size :]
             logits, _ = self(idx_cond)
             logits = logits[:, -1, :].float() / temperature
             if top_k:

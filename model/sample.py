@@ -24,7 +24,11 @@ class SampleConfig:
 
     def __post_init__(self):
         t = self.temperature
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not (math.isfinite(t) and t > 0):
+        if (
+            isinstance(t, bool)
+            or not isinstance(t, (int, float))
+            or not (math.isfinite(t) and t > 0)
+        ):
             raise ConfigError("temperature", f"temperature must be a number > 0 (got {t!r})")
         for k in ("top_k", "max_new_tokens"):
             v = getattr(self, k)
@@ -77,12 +81,22 @@ def load_checkpoint(path, map_location="cpu") -> LoadedCheckpoint:
 def clamp_top_k(top_k: int, vocab_size: int) -> tuple[int, str | None]:
     """top_k above the vocabulary is clamped with a notice; 0 stays 0 (off)."""
     if top_k > vocab_size:
-        return vocab_size, f"top_k {top_k} is above the vocabulary size {vocab_size}; using {vocab_size}"
+        return (
+            vocab_size,
+            f"top_k {top_k} is above the vocabulary size {vocab_size}; using {vocab_size}",
+        )
     return top_k, None
 
 
-def generate_text(model: GPT, tokenizer: CharTokenizer, cfg: SampleConfig, *,
-                  prompt: str = "\n", seed: int = 1337, device="cpu") -> tuple[str, list[str]]:
+def generate_text(
+    model: GPT,
+    tokenizer: CharTokenizer,
+    cfg: SampleConfig,
+    *,
+    prompt: str = "\n",
+    seed: int = 1337,
+    device="cpu",
+) -> tuple[str, list[str]]:
     """Return (prompt + continuation, notices)."""
     bad = tokenizer.unknown(prompt)
     if bad:
@@ -101,4 +115,4 @@ def generate_text(model: GPT, tokenizer: CharTokenizer, cfg: SampleConfig, *,
     model.eval()
     out = model.generate(idx, cfg.max_new_tokens, cfg.temperature, top_k or None, generator=gen)
     model.train(was_training)
-    return prompt + tokenizer.decode(out[0, idx.size(1):]), notices
+    return prompt + tokenizer.decode(out[0, idx.size(1) :]), notices

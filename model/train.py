@@ -146,7 +146,9 @@ def resolve_amp(amp: str, device: str) -> torch.dtype | None:
         return torch.bfloat16
     if amp == "fp16":
         if device != "cuda":
-            raise ConfigError("amp", f"amp fp16 needs a CUDA device (device is {device}); use amp=bf16 or off")
+            raise ConfigError(
+                "amp", f"amp fp16 needs a CUDA device (device is {device}); use amp=bf16 or off"
+            )
         return torch.float16
     raise ConfigError("amp", f"amp must be one of {', '.join(AMPS)} (got {amp!r})")
 
@@ -190,9 +192,16 @@ def save_atomic(obj, path: Path) -> None:
 
 
 class Trainer:
-    def __init__(self, gpt_config: GPTConfig, train_config: TrainConfig, dataset: Dataset, *,
-                 out_dir: Path, hooks: TrainerHooks | None = None,
-                 sample_config: SampleConfig | None = None):
+    def __init__(
+        self,
+        gpt_config: GPTConfig,
+        train_config: TrainConfig,
+        dataset: Dataset,
+        *,
+        out_dir: Path,
+        hooks: TrainerHooks | None = None,
+        sample_config: SampleConfig | None = None,
+    ):
         self.gpt_config = replace(gpt_config, vocab_size=dataset.tokenizer.vocab_size)
         self.cfg = train_config
         self.dataset = dataset
@@ -290,7 +299,9 @@ class Trainer:
                         raise DivergenceError(step - n_buf + 1 + j, v)
                 last_loss, n_buf = values[-1], 0
                 elapsed = train_time + time.perf_counter() - t_mark
-                self.hooks.on_step(step, last_loss, steps_since_eval * tokens_per_step / max(elapsed, 1e-9))
+                self.hooks.on_step(
+                    step, last_loss, steps_since_eval * tokens_per_step / max(elapsed, 1e-9)
+                )
             if not is_eval:
                 continue
             self.sync()
@@ -313,7 +324,9 @@ class Trainer:
                 self.hooks.on_checkpoint(path, metrics)
             sc = self.sample_config
             if sc is not None and sc.max_new_tokens > 0:
-                text, _ = generate_text(model, self.dataset.tokenizer, sc, seed=cfg.seed, device=dev)
+                text, _ = generate_text(
+                    model, self.dataset.tokenizer, sc, seed=cfg.seed, device=dev
+                )
                 model.train()
                 self.hooks.on_sample(step, text)
             train_time, steps_since_eval = 0.0, 0

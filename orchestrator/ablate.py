@@ -64,7 +64,9 @@ def _parse_depth_width(raw: Any) -> tuple[int, int]:
         depth, width = text.split("x")
         return int(depth), int(width)
     except ValueError:
-        raise ConfigError("depth-width", f"depth-width values look like 6x384 (n_layer x n_embed), got {raw!r}") from None
+        raise ConfigError(
+            "depth-width", f"depth-width values look like 6x384 (n_layer x n_embed), got {raw!r}"
+        ) from None
 
 
 KNOBS: dict[str, Knob] = {
@@ -84,7 +86,11 @@ KNOBS: dict[str, Knob] = {
         Knob(
             "depth-width",
             "n_layer x n_embed together, as the notes' 6x384",
-            changes=lambda v, base: {"n_layer": v[0], "n_embed": v[1], "n_head": heads_for(v[1], base.gpt.n_head)},
+            changes=lambda v, base: {
+                "n_layer": v[0],
+                "n_embed": v[1],
+                "n_head": heads_for(v[1], base.gpt.n_head),
+            },
             current=lambda cfg: f"{cfg.gpt.n_layer}x{cfg.gpt.n_embed}",
             parse=_parse_depth_width,
         ),
@@ -108,10 +114,14 @@ def knob_or_error(name: str) -> Knob:
 
 
 def default_values(knob: str) -> list[Any]:
-    doc = tomllib.loads(resources.files("experiments").joinpath("knobs.toml").read_text(encoding="utf-8"))
+    doc = tomllib.loads(
+        resources.files("experiments").joinpath("knobs.toml").read_text(encoding="utf-8")
+    )
     values = doc.get("knobs", doc).get(knob)
     if not values:
-        raise UserError(f"no default values for knob '{knob}' in experiments/knobs.toml; pass --values")
+        raise UserError(
+            f"no default values for knob '{knob}' in experiments/knobs.toml; pass --values"
+        )
     return list(values)
 
 
@@ -129,7 +139,9 @@ class Plan:
     cfg: RunConfig | None  # None: the baseline stands for this value
 
 
-def plan_ablation(base: RunConfig, knob: Knob, raw_values: list[Any], seeds: list[int]) -> list[Plan]:
+def plan_ablation(
+    base: RunConfig, knob: Knob, raw_values: list[Any], seeds: list[int]
+) -> list[Plan]:
     """Validate every value before anything trains."""
     plans: list[Plan] = []
     seen: set[str] = set()
@@ -212,9 +224,15 @@ def run_ablation(
         tracker.reopen(parent_id)
         existing = tracker.children(parent_id)
         for run in tracker.reap_stale(existing):
-            progress.say(f"{run.name}: was left RUNNING by a process that died; ended as KILLED, training it again")
+            progress.say(
+                f"{run.name}: was left RUNNING by a process that died; ended as KILLED, training it again"
+            )
 
-    done = {(r.name, r.tags.get(T.TAG_CONFIG_HASH)) for r in existing if r.status == "FINISHED" and r.state == "complete"}
+    done = {
+        (r.name, r.tags.get(T.TAG_CONFIG_HASH))
+        for r in existing
+        if r.status == "FINISHED" and r.state == "complete"
+    }
     todo = [p for p in plans if p.cfg is not None and (p.name, p.cfg.config_hash()) not in done]
     skipped = [p.name for p in plans if p.cfg is not None and p not in todo]
     stand_ins = sorted({p.value for p in plans if p.cfg is None})

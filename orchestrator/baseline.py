@@ -27,14 +27,20 @@ def seed_list(cfg: RunConfig, seeds: int) -> list[int]:
     return [cfg.train.seed + i for i in range(seeds)]
 
 
-def record_baseline(tracker: T.Tracker, cfg: RunConfig, seeds: int = 1, progress: Progress | None = None) -> BaselineResult:
+def record_baseline(
+    tracker: T.Tracker, cfg: RunConfig, seeds: int = 1, progress: Progress | None = None
+) -> BaselineResult:
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1 (got {seeds})")
     progress = progress or Progress(live=False)
     dataset = load_dataset(cfg.data, progress)
     cfg = pin_corpus(cfg, dataset)
     seed_values = seed_list(cfg, seeds)
-    tags = {T.TAG_ROLE: "baseline", "sweep.seeds": str(seeds), "sweep.seed_list": ",".join(map(str, seed_values))}
+    tags = {
+        T.TAG_ROLE: "baseline",
+        "sweep.seeds": str(seeds),
+        "sweep.seed_list": ",".join(map(str, seed_values)),
+    }
     if seeds == 1:
         progress.sweep(1)
         out = train_run(tracker, cfg, name="baseline", tags=tags, progress=progress)
@@ -62,12 +68,16 @@ def record_baseline(tracker: T.Tracker, cfg: RunConfig, seeds: int = 1, progress
         summary = {
             "best_val_loss": statistics.fmean(losses),
             "best_val_loss_std": statistics.stdev(losses) if len(losses) > 1 else 0.0,
-            "best_val_ppl": statistics.fmean(o.summary["best_val_ppl"] for o in outcomes if o.state == "complete"),
+            "best_val_ppl": statistics.fmean(
+                o.summary["best_val_ppl"] for o in outcomes if o.state == "complete"
+            ),
         }
         tracker.log_metrics(parent, {k: v for k, v in summary.items() if math.isfinite(v)}, 0)
     failed = [o for o in outcomes if o.state != "complete"]
     if failed:
-        tracker.end_run(parent, "FAILED", "failed", f"{len(failed)} of {seeds} seeds failed: {failed[0].reason}")
+        tracker.end_run(
+            parent, "FAILED", "failed", f"{len(failed)} of {seeds} seeds failed: {failed[0].reason}"
+        )
     else:
         tracker.end_run(parent, "FINISHED", "complete")
     return BaselineResult(parent, outcomes)
@@ -81,7 +91,9 @@ def baseline_config(run: T.RunInfo) -> RunConfig:
     try:
         return from_flat(flat)
     except Exception as e:  # a store written by another version of the tool
-        raise UserError(f"baseline {run.run_id} has a config this version cannot read: {e}") from None
+        raise UserError(
+            f"baseline {run.run_id} has a config this version cannot read: {e}"
+        ) from None
 
 
 def baseline_seeds(run: T.RunInfo) -> list[int]:

@@ -23,14 +23,24 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-Experiment = Annotated[str, typer.Option("--experiment", "-e", help="MLflow experiment (one per study).")]
+Experiment = Annotated[
+    str, typer.Option("--experiment", "-e", help="MLflow experiment (one per study).")
+]
 TrackingUri = Annotated[
     str | None,
-    typer.Option("--tracking-uri", help="MLflow store; default $MLFLOW_TRACKING_URI, else ./mlflow.db."),
+    typer.Option(
+        "--tracking-uri", help="MLflow store; default $MLFLOW_TRACKING_URI, else ./mlflow.db."
+    ),
 ]
-Seeds = Annotated[int | None, typer.Option("--seeds", help="Seeds per configuration (verdicts need 2 or more).")]
-BaselineId = Annotated[str | None, typer.Option("--baseline", help="Baseline run id (default: the latest).")]
-PrintFormat = Annotated[str, typer.Option("--format", help="How to print the table: table, md, csv, json or html.")]
+Seeds = Annotated[
+    int | None, typer.Option("--seeds", help="Seeds per configuration (verdicts need 2 or more).")
+]
+BaselineId = Annotated[
+    str | None, typer.Option("--baseline", help="Baseline run id (default: the latest).")
+]
+PrintFormat = Annotated[
+    str, typer.Option("--format", help="How to print the table: table, md, csv, json or html.")
+]
 DEFAULT_EXPERIMENT = "char-gpt"
 
 
@@ -64,7 +74,9 @@ def handled(fn):
             if os.environ.get("SWEEP_DEBUG"):
                 raise
             first = str(e).splitlines()[0] if str(e) else ""
-            raise fail(f"{type(e).__name__}: {first} (set SWEEP_DEBUG=1 for the traceback)", 1) from None
+            raise fail(
+                f"{type(e).__name__}: {first} (set SWEEP_DEBUG=1 for the traceback)", 1
+            ) from None
 
     return wrapper
 
@@ -95,10 +107,20 @@ def _progress():
 @app.command()
 @handled
 def baseline(
-    profile: Annotated[str, typer.Option("--profile", "-p", help="Profile name in experiments/ or a .toml path.")] = "baseline",
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config key: --set n_layer=6 (repeatable).")] = None,
-    seeds: Annotated[int, typer.Option("--seeds", help="Seeds (2+ gives seed noise for verdicts).")] = 1,
-    data: Annotated[str | None, typer.Option("--data", help="Corpus: shakespeare (default), pydoc, or a text file.")] = None,
+    profile: Annotated[
+        str, typer.Option("--profile", "-p", help="Profile name in experiments/ or a .toml path.")
+    ] = "baseline",
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config key: --set n_layer=6 (repeatable)."),
+    ] = None,
+    seeds: Annotated[
+        int, typer.Option("--seeds", help="Seeds (2+ gives seed noise for verdicts).")
+    ] = 1,
+    data: Annotated[
+        str | None,
+        typer.Option("--data", help="Corpus: shakespeare (default), pydoc, or a text file."),
+    ] = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
 ) -> None:
@@ -112,14 +134,23 @@ def baseline(
     result = record_baseline(tracker, cfg, seeds, _progress())
     typer.echo(f"baseline run {result.run_id} in experiment '{experiment}' ({tracker.uri})")
     if not result.ok:
-        raise fail("the baseline did not finish: " + "; ".join(o.reason or o.state for o in result.outcomes if o.state != "complete"), 1)
+        raise fail(
+            "the baseline did not finish: "
+            + "; ".join(o.reason or o.state for o in result.outcomes if o.state != "complete"),
+            1,
+        )
 
 
 @app.command()
 @handled
 def ablate(
-    knob: Annotated[str, typer.Option("--knob", "-k", help="The one knob to change (e.g. dropout).")],
-    values: Annotated[str | None, typer.Option("--values", help="Comma-separated values (default: experiments/knobs.toml).")] = None,
+    knob: Annotated[
+        str, typer.Option("--knob", "-k", help="The one knob to change (e.g. dropout).")
+    ],
+    values: Annotated[
+        str | None,
+        typer.Option("--values", help="Comma-separated values (default: experiments/knobs.toml)."),
+    ] = None,
     seeds: Seeds = None,
     baseline_id: BaselineId = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
@@ -138,21 +169,54 @@ def ablate(
     typer.echo(f"\nsweep run {result.parent_id}; browse it with `sweep ui` (store {tracker.uri})")
     failed = [o for o in result.trained if o.state == "failed"]
     if failed:
-        typer.secho(f"{len(failed)} run(s) failed: " + "; ".join(f"{o.name}: {o.reason}" for o in failed), err=True)
+        typer.secho(
+            f"{len(failed)} run(s) failed: " + "; ".join(f"{o.name}: {o.reason}" for o in failed),
+            err=True,
+        )
 
 
 @app.command()
 @handled
 def search(
-    trials: Annotated[int, typer.Option("--trials", "-n", help="Stop when the study holds this many finished trials (all workers, all re-runs).")] = 20,
-    timeout: Annotated[float | None, typer.Option("--timeout", help="Stop starting trials after this many seconds.")] = None,
-    space: Annotated[str, typer.Option("--space", help="Space name in experiments/spaces/ or a .toml path.")] = "default",
+    trials: Annotated[
+        int,
+        typer.Option(
+            "--trials",
+            "-n",
+            help="Stop when the study holds this many finished trials (all workers, all re-runs).",
+        ),
+    ] = 20,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", help="Stop starting trials after this many seconds."),
+    ] = None,
+    space: Annotated[
+        str, typer.Option("--space", help="Space name in experiments/spaces/ or a .toml path.")
+    ] = "default",
     sampler: Annotated[str, typer.Option("--sampler", help="tpe, random, cmaes or grid.")] = "tpe",
-    pruner: Annotated[str, typer.Option("--pruner", help="hyperband, median or none.")] = "hyperband",
-    study: Annotated[str | None, typer.Option("--study", help="Study name; the same name joins or resumes it (default: <space>-<baseline id>).")] = None,
-    storage: Annotated[str | None, typer.Option("--storage", help="Optuna storage: postgresql://... for several machines (default: a journal file next to the MLflow store).")] = None,
-    workers: Annotated[int, typer.Option("--workers", "-w", help="Worker processes on this machine.")] = 1,
-    seed: Annotated[int | None, typer.Option("--seed", help="Sampler seed (worker i uses seed+i).")] = None,
+    pruner: Annotated[
+        str, typer.Option("--pruner", help="hyperband, median or none.")
+    ] = "hyperband",
+    study: Annotated[
+        str | None,
+        typer.Option(
+            "--study",
+            help="Study name; the same name joins or resumes it (default: <space>-<baseline id>).",
+        ),
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            help="Optuna storage: postgresql://... for several machines (default: a journal file next to the MLflow store).",
+        ),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", help="Worker processes on this machine.")
+    ] = 1,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Sampler seed (worker i uses seed+i).")
+    ] = None,
     baseline_id: BaselineId = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
@@ -165,8 +229,18 @@ def search(
     tracker = _tracker(experiment, tracking_uri)
     _sigterm_as_interrupt()
     result = run_search(
-        tracker, trials=trials, space=space, sampler=sampler, pruner=pruner, study_name=study, storage=storage,
-        workers=workers, seed=seed, timeout=timeout, baseline_id=baseline_id, progress=_progress(),
+        tracker,
+        trials=trials,
+        space=space,
+        sampler=sampler,
+        pruner=pruner,
+        study_name=study,
+        storage=storage,
+        workers=workers,
+        seed=seed,
+        timeout=timeout,
+        baseline_id=baseline_id,
+        progress=_progress(),
     )
     typer.echo(render(result.table, fmt))
     typer.echo("\n" + "\n".join(report_lines(result)))
@@ -175,10 +249,19 @@ def search(
 @app.command()
 @handled
 def table(
-    sweep: Annotated[str | None, typer.Option("--sweep", help="Sweep parent run id (default: the latest sweep).")] = None,
-    knob: Annotated[str | None, typer.Option("--knob", "-k", help="The latest ablation of this knob.")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", "-f", help="table, md, csv, json, html or parquet.")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file (format from its suffix).")] = None,
+    sweep: Annotated[
+        str | None, typer.Option("--sweep", help="Sweep parent run id (default: the latest sweep).")
+    ] = None,
+    knob: Annotated[
+        str | None, typer.Option("--knob", "-k", help="The latest ablation of this knob.")
+    ] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", "-f", help="table, md, csv, json, html or parquet.")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this file (format from its suffix)."),
+    ] = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
 ) -> None:
@@ -204,7 +287,10 @@ def table(
 @app.command()
 @handled
 def best(
-    sweep: Annotated[str | None, typer.Option("--sweep", help="Only this sweep's runs (default: the whole experiment).")] = None,
+    sweep: Annotated[
+        str | None,
+        typer.Option("--sweep", help="Only this sweep's runs (default: the whole experiment)."),
+    ] = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
 ) -> None:
@@ -215,7 +301,9 @@ def best(
     run = best_run(tracker, sweep)
     m = run.metrics
     typer.echo(f"best run: {run.name} ({run.run_id})")
-    typer.echo(f"  best_val_loss {m['best_val_loss']:.4f}  ppl {m.get('best_val_ppl', float('nan')):.2f}  at step {int(m.get('best_step', 0))}")
+    typer.echo(
+        f"  best_val_loss {m['best_val_loss']:.4f}  ppl {m.get('best_val_ppl', float('nan')):.2f}  at step {int(m.get('best_step', 0))}"
+    )
     typer.echo(f"  checkpoint: {run.artifact_uri.rstrip('/')}/checkpoints/best.pt")
     typer.echo(f"  sample it: sweep sample --run {run.run_id}")
 
@@ -225,7 +313,9 @@ def best(
 def sample(
     run: Annotated[str, typer.Option("--run", help="Run id whose best checkpoint to sample from.")],
     temperature: Annotated[float, typer.Option(help="> 0; lower is more conservative.")] = 0.8,
-    top_k: Annotated[int, typer.Option("--top-k", help="0 = off; clamped to the vocabulary size.")] = 50,
+    top_k: Annotated[
+        int, typer.Option("--top-k", help="0 = off; clamped to the vocabulary size.")
+    ] = 50,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 400,
     prompt: Annotated[str, typer.Option(help="Text to continue.")] = "\n",
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 1337,
@@ -245,9 +335,18 @@ def sample(
 @app.command()
 @handled
 def plot(
-    sweep: Annotated[str | None, typer.Option("--sweep", help="Sweep parent run id (default: the latest sweep).")] = None,
-    knob: Annotated[str | None, typer.Option("--knob", "-k", help="The latest ablation of this knob.")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for the PNGs (default: <store>/sweep-plots/<sweep>/).")] = None,
+    sweep: Annotated[
+        str | None, typer.Option("--sweep", help="Sweep parent run id (default: the latest sweep).")
+    ] = None,
+    knob: Annotated[
+        str | None, typer.Option("--knob", "-k", help="The latest ablation of this knob.")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Folder for the PNGs (default: <store>/sweep-plots/<sweep>/)."
+        ),
+    ] = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
 ) -> None:
@@ -269,8 +368,16 @@ def plot(
 @app.command()
 @handled
 def report(
-    sweep: Annotated[str | None, typer.Option("--sweep", help="Only this sweep (default: every sweep of the experiment).")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="FILE.html (one mailable file) or FILE.md (PNGs beside it).")] = None,
+    sweep: Annotated[
+        str | None,
+        typer.Option("--sweep", help="Only this sweep (default: every sweep of the experiment)."),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="FILE.html (one mailable file) or FILE.md (PNGs beside it)."
+        ),
+    ] = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
 ) -> None:
@@ -281,7 +388,9 @@ def report(
         report_format(output)
     tracker = _tracker(experiment, tracking_uri, create=False)
     sweeps = sweeps_for(tracker, sweep)
-    result = write_report(tracker, sweeps, output or default_path(tracker, sweeps, sweep is not None))
+    result = write_report(
+        tracker, sweeps, output or default_path(tracker, sweeps, sweep is not None)
+    )
     for note in result.notes:
         typer.secho(f"note: {note}", err=True)
     typer.echo(f"wrote {result.path} ({len(result.sweeps)} sweep(s))")
@@ -290,7 +399,9 @@ def report(
 @app.command()
 @handled
 def ui(
-    host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps it private.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Address to bind; 127.0.0.1 keeps it private.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 5000,
     tracking_uri: TrackingUri = None,
 ) -> None:

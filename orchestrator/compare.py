@@ -80,7 +80,11 @@ def build_table(baseline: Group, groups: list[Group]) -> pd.DataFrame:
     import pandas as pd
 
     def done(g: Group) -> list[RunInfo]:
-        return [r for r in g.runs if r.status == "FINISHED" and r.state == "complete" and "best_val_loss" in r.metrics]
+        return [
+            r
+            for r in g.runs
+            if r.status == "FINISHED" and r.state == "complete" and "best_val_loss" in r.metrics
+        ]
 
     base_runs = done(baseline)
     base_losses = [r.metrics["best_val_loss"] for r in base_runs]
@@ -130,6 +134,7 @@ def build_table(baseline: Group, groups: list[Group]) -> pd.DataFrame:
 
 # -- rendering and export ------------------------------------------------------------------
 
+
 def _display_frame(df: pd.DataFrame) -> pd.DataFrame:
     out = df.drop(columns=["run_ids", "state"]).copy()
 
@@ -142,12 +147,29 @@ def _display_frame(df: pd.DataFrame) -> pd.DataFrame:
     ]
     out = out.drop(columns=["best_val_loss_std"])
     out["delta"] = [fmt(v, "+.4f") for v in df["delta"]]
-    out["delta_pct"] = [fmt(v, "+.1f") + ("%" if not math.isnan(v) else "") for v in df["delta_pct"]]
-    for col, spec in (("best_val_ppl", ".2f"), ("final_train_loss", ".4f"), ("train_val_gap", "+.4f"), ("wall_s", ".1f"), ("p_value", ".3f")):
+    out["delta_pct"] = [
+        fmt(v, "+.1f") + ("%" if not math.isnan(v) else "") for v in df["delta_pct"]
+    ]
+    for col, spec in (
+        ("best_val_ppl", ".2f"),
+        ("final_train_loss", ".4f"),
+        ("train_val_gap", "+.4f"),
+        ("wall_s", ".1f"),
+        ("p_value", ".3f"),
+    ):
         out[col] = [fmt(v, spec) for v in df[col]]
     for col in ("best_step", "tokens_per_s", "params"):
         out[col] = [fmt(v, ",.0f") for v in df[col]]
-    return out.rename(columns={"delta_pct": "delta %", "train_val_gap": "gap", "best_val_ppl": "ppl", "tokens_per_s": "tok/s", "final_train_loss": "train_loss", "p_value": "p"})
+    return out.rename(
+        columns={
+            "delta_pct": "delta %",
+            "train_val_gap": "gap",
+            "best_val_ppl": "ppl",
+            "tokens_per_s": "tok/s",
+            "final_train_loss": "train_loss",
+            "p_value": "p",
+        }
+    )
 
 
 def render(df: pd.DataFrame, fmt: str) -> str | bytes:
@@ -155,7 +177,12 @@ def render(df: pd.DataFrame, fmt: str) -> str | bytes:
         from tabulate import tabulate
 
         shown = _display_frame(df)
-        return tabulate(shown.values.tolist(), headers=list(shown.columns), tablefmt="simple", disable_numparse=True)
+        return tabulate(
+            shown.values.tolist(),
+            headers=list(shown.columns),
+            tablefmt="simple",
+            disable_numparse=True,
+        )
     if fmt == "md":
         return _display_frame(df).to_markdown(index=False, disable_numparse=True)
     if fmt == "csv":
@@ -186,7 +213,9 @@ def format_for(path: Path, fmt: str | None) -> str:
     if fmt:
         return fmt
     ext = Path(path).suffix.lower().lstrip(".")
-    return {"markdown": "md", "htm": "html", "txt": "table", "pq": "parquet"}.get(ext, ext if ext in FORMATS else "table")
+    return {"markdown": "md", "htm": "html", "txt": "table", "pq": "parquet"}.get(
+        ext, ext if ext in FORMATS else "table"
+    )
 
 
 # -- sweeps in the store -------------------------------------------------------------------
@@ -201,16 +230,28 @@ def find_sweep(tracker, sweep_id: str | None = None, knob: str | None = None) ->
     if sweep_id:
         run = tracker.get_run(sweep_id)
         if run.tags.get(T.TAG_ROLE) not in SWEEP_ROLES:
-            raise UserError(f"run {sweep_id} is not a sweep (its role is '{run.tags.get(T.TAG_ROLE, 'none')}')")
+            raise UserError(
+                f"run {sweep_id} is not a sweep (its role is '{run.tags.get(T.TAG_ROLE, 'none')}')"
+            )
         return run
     if knob:
-        runs = tracker.search(f"tags.`{T.TAG_ROLE}` = 'ablation' and tags.`{T.TAG_KNOB}` = '{knob}'")
+        runs = tracker.search(
+            f"tags.`{T.TAG_ROLE}` = 'ablation' and tags.`{T.TAG_KNOB}` = '{knob}'"
+        )
         if not runs:
-            raise UserError(f"no ablation of '{knob}' in experiment '{tracker.experiment_name}': run `sweep ablate --knob {knob}`")
+            raise UserError(
+                f"no ablation of '{knob}' in experiment '{tracker.experiment_name}': run `sweep ablate --knob {knob}`"
+            )
         return runs[0]
-    runs = [r for r in tracker.search(f"tags.`{T.TAG_ROLE}` != ''") if r.tags.get(T.TAG_ROLE) in SWEEP_ROLES]
+    runs = [
+        r
+        for r in tracker.search(f"tags.`{T.TAG_ROLE}` != ''")
+        if r.tags.get(T.TAG_ROLE) in SWEEP_ROLES
+    ]
     if not runs:
-        raise UserError(f"no sweep in experiment '{tracker.experiment_name}' yet: run `sweep ablate --knob dropout`")
+        raise UserError(
+            f"no sweep in experiment '{tracker.experiment_name}' yet: run `sweep ablate --knob dropout`"
+        )
     return runs[0]
 
 
@@ -222,7 +263,12 @@ def sweep_groups(tracker, parent: RunInfo) -> tuple[Group, list[Group]]:
     if not baseline_id:
         raise UserError(f"sweep {parent.run_id} does not name its baseline (tag {T.TAG_BASELINE})")
     base_run = tracker.get_run(baseline_id)
-    baseline = Group(knob, parent.tags.get("sweep.baseline_value", "baseline"), tracker.baseline_members(base_run), True)
+    baseline = Group(
+        knob,
+        parent.tags.get("sweep.baseline_value", "baseline"),
+        tracker.baseline_members(base_run),
+        True,
+    )
     groups: dict[str, Group] = {}
     for run in tracker.children(parent.run_id):
         value = run.tags.get(T.TAG_VALUE, run.name)

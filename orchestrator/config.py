@@ -222,7 +222,9 @@ def validated(flat: dict[str, Any], overrides: dict[str, str], origin: str) -> R
         return from_flat(flat)
     except ConfigError as e:
         # Name every override the message is about (a cross-field rule names two keys).
-        related = [k for k in overrides if k == e.key or re.search(rf"\b{re.escape(k)}\b", e.message)]
+        related = [
+            k for k in overrides if k == e.key or re.search(rf"\b{re.escape(k)}\b", e.message)
+        ]
         if related:
             where = " ".join(f"--set {k}={overrides[k]}" for k in related)
             raise UserError(f"{where}: {e.message}") from None

@@ -53,7 +53,9 @@ def default_dir(tracker: T.Tracker, parent: T.RunInfo) -> Path:
     return tracker.store_dir / "sweep-plots" / sweep_slug(parent)
 
 
-def metric_history(tracker: T.Tracker, run_id: str, key: str = CURVE_METRIC) -> list[tuple[int, float]]:
+def metric_history(
+    tracker: T.Tracker, run_id: str, key: str = CURVE_METRIC
+) -> list[tuple[int, float]]:
     """(step, value) pairs of one metric, by step, the last value kept when a step repeats."""
     by_step: dict[int, float] = {}
     for step, _, value in sorted(tracker.metric_history(run_id, key)):
@@ -84,7 +86,9 @@ def _curve_runs(group: Group) -> list[T.RunInfo]:
     return [r for r in group.runs if r.state in ("complete", "pruned")]
 
 
-def _band(histories: list[list[tuple[int, float]]]) -> tuple[list[int], list[float], list[float], list[float]]:
+def _band(
+    histories: list[list[tuple[int, float]]],
+) -> tuple[list[int], list[float], list[float], list[float]]:
     """Steps present in every seed, with the mean, min and max across seeds."""
     if not histories:
         return [], [], [], []
@@ -92,10 +96,21 @@ def _band(histories: list[list[tuple[int, float]]]) -> tuple[list[int], list[flo
     steps = sorted(common)
     tables = [dict(h) for h in histories]
     cols = [[t[s] for t in tables] for s in steps]
-    return steps, [statistics.fmean(c) for c in cols], [min(c) for c in cols], [max(c) for c in cols]
+    return (
+        steps,
+        [statistics.fmean(c) for c in cols],
+        [min(c) for c in cols],
+        [max(c) for c in cols],
+    )
 
 
-def figure_curves(tracker: T.Tracker, parent: T.RunInfo, baseline: Group | None, groups: list[Group], metric: str = CURVE_METRIC):
+def figure_curves(
+    tracker: T.Tracker,
+    parent: T.RunInfo,
+    baseline: Group | None,
+    groups: list[Group],
+    metric: str = CURVE_METRIC,
+):
     """Val loss against step: the baseline thick and black, each variant's seeds as a band."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=FIGSIZE)
@@ -109,17 +124,45 @@ def figure_curves(tracker: T.Tracker, parent: T.RunInfo, baseline: Group | None,
             continue
         color = cmap(i % 10) if len(groups) <= 10 else cmap(i / max(1, len(groups) - 1))
         seeds = f" ({len(hist)} seeds)" if len(hist) > 1 else ""
-        label = None if many else f"{g.knob}={g.value}{seeds}" if g.knob != "search" else f"{g.value}{seeds}"
-        ax.plot(steps, mean, color=color, lw=1.0 if many else 1.8, alpha=0.6 if many else 0.95, label=label, marker=None if many else "o", ms=3)
+        label = (
+            None
+            if many
+            else f"{g.knob}={g.value}{seeds}"
+            if g.knob != "search"
+            else f"{g.value}{seeds}"
+        )
+        ax.plot(
+            steps,
+            mean,
+            color=color,
+            lw=1.0 if many else 1.8,
+            alpha=0.6 if many else 0.95,
+            label=label,
+            marker=None if many else "o",
+            ms=3,
+        )
         if len(hist) > 1:
             ax.fill_between(steps, lo, hi, color=color, alpha=0.15, lw=0)
         drawn += 1
     if baseline is not None:
-        hist = [h for h in (metric_history(tracker, r.run_id, metric) for r in _curve_runs(baseline)) if h]
+        hist = [
+            h
+            for h in (metric_history(tracker, r.run_id, metric) for r in _curve_runs(baseline))
+            if h
+        ]
         steps, mean, lo, hi = _band(hist)
         if steps:
             seeds = f", {len(hist)} seeds" if len(hist) > 1 else ""
-            ax.plot(steps, mean, color="black", lw=3.0, label=f"baseline ({baseline.knob}={baseline.value}{seeds})", zorder=10, marker="o", ms=4)
+            ax.plot(
+                steps,
+                mean,
+                color="black",
+                lw=3.0,
+                label=f"baseline ({baseline.knob}={baseline.value}{seeds})",
+                zorder=10,
+                marker="o",
+                ms=4,
+            )
             if len(hist) > 1:
                 ax.fill_between(steps, lo, hi, color="black", alpha=0.12, lw=0, zorder=9)
             drawn += 1
@@ -128,8 +171,14 @@ def figure_curves(tracker: T.Tracker, parent: T.RunInfo, baseline: Group | None,
         return None
     ax.set_xlabel("step")
     ax.set_ylabel(metric.replace("_", " "))
-    band = "shaded: min-max across seeds" if any(len(_curve_runs(g)) > 1 for g in [*groups, *([baseline] if baseline else [])]) else ""
-    ax.set_title(f"{parent.name}: {metric} against step" + (f"\n{band}" if band else ""), fontsize=11)
+    band = (
+        "shaded: min-max across seeds"
+        if any(len(_curve_runs(g)) > 1 for g in [*groups, *([baseline] if baseline else [])])
+        else ""
+    )
+    ax.set_title(
+        f"{parent.name}: {metric} against step" + (f"\n{band}" if band else ""), fontsize=11
+    )
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="upper right")
     return fig
@@ -144,9 +193,14 @@ def figure_deltas(parent: T.RunInfo, df: pd.DataFrame):
     base_std = float(base["best_val_loss_std"].iloc[0]) if not base.empty else math.nan
     rows = df[df["delta"].notna()]
     if str(df["knob"].iloc[0]) != "search":  # the baseline's value in its place among the values
-        rows = rows.iloc[sorted(range(len(rows)), key=lambda i: _sort_key(str(rows["value"].iloc[i])))]
+        rows = rows.iloc[
+            sorted(range(len(rows)), key=lambda i: _sort_key(str(rows["value"].iloc[i])))
+        ]
     fig, ax = plt.subplots(figsize=FIGSIZE)
-    labels = [f"{v}\n(baseline)" if w == "baseline" else str(v) for v, w in zip(rows["value"], rows["verdict"], strict=True)]
+    labels = [
+        f"{v}\n(baseline)" if w == "baseline" else str(v)
+        for v, w in zip(rows["value"], rows["verdict"], strict=True)
+    ]
     x = list(range(len(rows)))
     deltas = [float(v) for v in rows["delta"]]
     stds = [float(s) if math.isfinite(float(s)) else 0.0 for s in rows["best_val_loss_std"]]
@@ -158,22 +212,45 @@ def figure_deltas(parent: T.RunInfo, df: pd.DataFrame):
     if any(stds):
         ax.errorbar(x, deltas, yerr=stds, fmt="none", ecolor="black", capsize=5, lw=1.2)
     if math.isfinite(base_std) and base_std > 0:
-        ax.axhspan(-base_std, base_std, color="black", alpha=0.08, label=f"baseline seed std (±{base_std:.4f})")
+        ax.axhspan(
+            -base_std,
+            base_std,
+            color="black",
+            alpha=0.08,
+            label=f"baseline seed std (±{base_std:.4f})",
+        )
     ax.axhline(0.0, color="black", lw=1.2)
     span = max((abs(d) + s for d, s in zip(deltas, stds, strict=True)), default=0.0) or 1e-3
     for xi, d, s, w in zip(x, deltas, stds, words, strict=True):
         y = d + s if d >= 0 else d - s
         text = "baseline" if w == "baseline" else f"{d:+.4f}\n{w}"
-        ax.annotate(text, (xi, y), xytext=(0, 4 if d >= 0 else -4), textcoords="offset points",
-                    ha="center", va="bottom" if d >= 0 else "top", fontsize=8)
+        ax.annotate(
+            text,
+            (xi, y),
+            xytext=(0, 4 if d >= 0 else -4),
+            textcoords="offset points",
+            ha="center",
+            va="bottom" if d >= 0 else "top",
+            fontsize=8,
+        )
     ax.set_ylim(-span * 1.5, span * 1.5)
-    ax.set_xticks(x, labels, rotation=45 if len(labels) > 8 else 0, ha="right" if len(labels) > 8 else "center")
+    ax.set_xticks(
+        x,
+        labels,
+        rotation=45 if len(labels) > 8 else 0,
+        ha="right" if len(labels) > 8 else "center",
+    )
     knob = str(df["knob"].iloc[0])
     ax.set_xlabel(knob if knob != "search" else "trial")
     ax.set_ylabel("Δ best val loss vs baseline (lower is better)")
-    ax.set_title(f"{parent.name}: change in best val loss against the baseline\nerror bars: std across seeds", fontsize=11)
+    ax.set_title(
+        f"{parent.name}: change in best val loss against the baseline\nerror bars: std across seeds",
+        fontsize=11,
+    )
     ax.grid(True, axis="y", alpha=0.3)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=VERDICT_COLORS[w]) for w in VERDICT_COLORS if w in words]
+    handles = [
+        plt.Rectangle((0, 0), 1, 1, color=VERDICT_COLORS[w]) for w in VERDICT_COLORS if w in words
+    ]
     names = [w for w in VERDICT_COLORS if w in words]
     h0, l0 = ax.get_legend_handles_labels()
     ax.legend([*handles, *h0], [*names, *l0], fontsize=8, loc="best")
@@ -181,6 +258,7 @@ def figure_deltas(parent: T.RunInfo, df: pd.DataFrame):
 
 
 # -- searches ----------------------------------------------------------------------------
+
 
 def load_study(tracker: T.Tracker, parent: T.RunInfo):
     """The Optuna study behind a search parent (its storage is in the `sweep.storage` tag),
@@ -195,13 +273,19 @@ def load_study(tracker: T.Tracker, parent: T.RunInfo):
         if url is None or "://" not in url:  # a journal file
             path = Path(url) if url else tracker.store_dir / JOURNAL_NAME
             if not path.is_file():
-                return None, f"no Optuna journal at {path}: optimization history and importances skipped"
+                return (
+                    None,
+                    f"no Optuna journal at {path}: optimization history and importances skipped",
+                )
             url = f"journal:{path}"
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         return optuna.load_study(study_name=name, storage=open_storage(url, tracker)), None
     except Exception as e:  # unreachable database, a redacted password, missing study, ...
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        return None, f"Optuna study '{name}' cannot be read ({first}): optimization history and importances skipped"
+        return (
+            None,
+            f"Optuna study '{name}' cannot be read ({first}): optimization history and importances skipped",
+        )
 
 
 OPTUNA_FIGURES = (  # (file name, optuna.visualization.matplotlib function, complete trials needed)
@@ -229,7 +313,9 @@ def figures_optuna(study) -> tuple[list[tuple[str, object]], list[str]]:
                 ax = getattr(ovm, fn)(study)
         except Exception as e:  # e.g. importances when no parameter varied yet
             _pyplot().close("all")
-            notes.append(f"{name}: not drawn ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
+            notes.append(
+                f"{name}: not drawn ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+            )
             continue
         fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
         fig.set_size_inches(*FIGSIZE)
@@ -239,6 +325,7 @@ def figures_optuna(study) -> tuple[list[tuple[str, object]], list[str]]:
 
 # -- the command -------------------------------------------------------------------------
 
+
 def _groups(tracker: T.Tracker, parent: T.RunInfo) -> tuple[Group | None, list[Group]]:
     try:
         return sweep_groups(tracker, parent)
@@ -247,11 +334,16 @@ def _groups(tracker: T.Tracker, parent: T.RunInfo) -> tuple[Group | None, list[G
             raise
         groups: dict[str, Group] = {}
         for run in tracker.children(parent.run_id):
-            groups.setdefault(run.tags.get(T.TAG_VALUE, run.name), Group("search", run.tags.get(T.TAG_VALUE, run.name))).runs.append(run)
+            groups.setdefault(
+                run.tags.get(T.TAG_VALUE, run.name),
+                Group("search", run.tags.get(T.TAG_VALUE, run.name)),
+            ).runs.append(run)
         return None, list(groups.values())
 
 
-def plot_sweep(tracker: T.Tracker, parent: T.RunInfo, out_dir: Path | None = None, attach: bool = True) -> PlotResult:
+def plot_sweep(
+    tracker: T.Tracker, parent: T.RunInfo, out_dir: Path | None = None, attach: bool = True
+) -> PlotResult:
     """Write every figure of one sweep to `out_dir` and attach them to the parent run."""
     out = Path(out_dir) if out_dir else default_dir(tracker, parent)
     result = PlotResult(parent.run_id, out)
@@ -259,7 +351,9 @@ def plot_sweep(tracker: T.Tracker, parent: T.RunInfo, out_dir: Path | None = Non
     figs: list[tuple[str, object]] = []
     fig = figure_curves(tracker, parent, baseline, groups)
     if fig is None:
-        result.notes.append(f"no {CURVE_METRIC} history in sweep {parent.run_id} yet: no learning curves")
+        result.notes.append(
+            f"no {CURVE_METRIC} history in sweep {parent.run_id} yet: no learning curves"
+        )
     else:
         figs.append(("val-loss", fig))
     if baseline is not None:

@@ -64,7 +64,9 @@ class Progress:
         if self.live:
             self.stream.write("\r\x1b[2K")
 
-    def run_end(self, name: str, state: str, summary: dict[str, Any], reason: str | None = None) -> None:
+    def run_end(
+        self, name: str, state: str, summary: dict[str, Any], reason: str | None = None
+    ) -> None:
         if state == "complete":
             msg = (
                 f"{self._prefix() if name == self._name else name}: best val_loss "
@@ -72,6 +74,7 @@ class Progress:
                 f"at step {int(summary.get('best_step', 0))}, {summary.get('wall_s', 0):.1f}s"
             )
         else:
-            msg = f"{self._prefix() if name == self._name else name}: {state}" + (f" ({reason})" if reason else "")
+            msg = f"{self._prefix() if name == self._name else name}: {state}" + (
+                f" ({reason})" if reason else ""
+            )
         self.say(msg)
-

@@ -39,6 +39,7 @@ def report_format(path: Path) -> str:
 
 # -- what goes in --------------------------------------------------------------------------
 
+
 @dataclass
 class Best:
     """The best variant of a sweep against its baseline, with a command to train it."""
@@ -52,7 +53,11 @@ class Best:
 
     @property
     def beats_baseline(self) -> bool:
-        return math.isfinite(self.mean) and math.isfinite(self.base_mean) and self.mean < self.base_mean
+        return (
+            math.isfinite(self.mean)
+            and math.isfinite(self.base_mean)
+            and self.mean < self.base_mean
+        )
 
 
 def config_params(params: dict[str, str]) -> dict[str, str]:
@@ -89,7 +94,9 @@ def ready_command(base: dict[str, str], changes: dict[str, tuple[str, str]], see
     return baseline_command(cfg, seeds)
 
 
-def find_best(tracker: T.Tracker, parent: T.RunInfo, df: pd.DataFrame, base_run: T.RunInfo) -> Best | None:
+def find_best(
+    tracker: T.Tracker, parent: T.RunInfo, df: pd.DataFrame, base_run: T.RunInfo
+) -> Best | None:
     rows = df[(df["verdict"] != "baseline") & df["best_val_loss"].notna()]
     if rows.empty:
         return None
@@ -124,7 +131,9 @@ def last_sample(tracker: T.Tracker, run: T.RunInfo, workdir: Path) -> tuple[str,
     if not steps:
         return None
     _, name = max(steps)
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in a report
+    os.environ.setdefault(
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"
+    )  # no progress bars in a report
     path = tracker.download(run.run_id, name, workdir / run.run_id)
     return name, path.read_text(encoding="utf-8", errors="replace")
 
@@ -135,6 +144,7 @@ def best_member(tracker: T.Tracker, base_run: T.RunInfo) -> T.RunInfo:
 
 
 # -- writing -----------------------------------------------------------------------------
+
 
 def _md_cell(v) -> str:
     return str(v).replace("|", "\\|")
@@ -148,13 +158,21 @@ class _Doc:
         self.parts: list[str] = []
 
     def h(self, level: int, text: str) -> None:
-        self.parts.append(f"{'#' * level} {text}\n" if self.fmt == "md" else f"<h{level}>{html.escape(text)}</h{level}>")
+        self.parts.append(
+            f"{'#' * level} {text}\n"
+            if self.fmt == "md"
+            else f"<h{level}>{html.escape(text)}</h{level}>"
+        )
 
     def p(self, text: str, code: bool = False) -> None:
         if self.fmt == "md":
             self.parts.append(f"`{text}`\n" if code else f"{text}\n")
         else:
-            self.parts.append(f"<p><code>{html.escape(text)}</code></p>" if code else f"<p>{html.escape(text)}</p>")
+            self.parts.append(
+                f"<p><code>{html.escape(text)}</code></p>"
+                if code
+                else f"<p>{html.escape(text)}</p>"
+            )
 
     def raw(self, md: str, htm: str) -> None:
         self.parts.append(md if self.fmt == "md" else htm)
@@ -165,8 +183,13 @@ class _Doc:
             lines += [f"| `{k}` | `{_md_cell(v)}` |" for k, v in rows]
             self.parts.append("\n".join(lines) + "\n")
         else:
-            body = "".join(f"<tr><td><code>{html.escape(k)}</code></td><td><code>{html.escape(str(v))}</code></td></tr>" for k, v in rows)
-            self.parts.append(f'<table class="kv"><tr><th>{head[0]}</th><th>{head[1]}</th></tr>{body}</table>')
+            body = "".join(
+                f"<tr><td><code>{html.escape(k)}</code></td><td><code>{html.escape(str(v))}</code></td></tr>"
+                for k, v in rows
+            )
+            self.parts.append(
+                f'<table class="kv"><tr><th>{head[0]}</th><th>{head[1]}</th></tr>{body}</table>'
+            )
 
     def code(self, text: str) -> None:
         if self.fmt == "md":
@@ -204,22 +227,35 @@ def _figure(doc: _Doc, png: Path, title: str, report_dir: Path) -> None:
         doc.raw(f"![{title}]({rel.as_posix()})\n", "")
     else:
         b64 = base64.b64encode(png.read_bytes()).decode("ascii")
-        doc.raw("", f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{b64}"><figcaption>{html.escape(title)}</figcaption></figure>')
+        doc.raw(
+            "",
+            f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{b64}"><figcaption>{html.escape(title)}</figcaption></figure>',
+        )
 
 
 def sweeps_for(tracker: T.Tracker, sweep_id: str | None) -> list[T.RunInfo]:
     if sweep_id:
         return [find_sweep(tracker, sweep_id)]
-    runs = [r for r in tracker.search(f"tags.`{T.TAG_ROLE}` != ''", ["attributes.start_time ASC"]) if r.tags.get(T.TAG_ROLE) in SWEEP_ROLES]
+    runs = [
+        r
+        for r in tracker.search(f"tags.`{T.TAG_ROLE}` != ''", ["attributes.start_time ASC"])
+        if r.tags.get(T.TAG_ROLE) in SWEEP_ROLES
+    ]
     if not runs:
-        raise UserError(f"no sweep in experiment '{tracker.experiment_name}' yet: run `sweep ablate --knob dropout`")
+        raise UserError(
+            f"no sweep in experiment '{tracker.experiment_name}' yet: run `sweep ablate --knob dropout`"
+        )
     return runs
 
 
 def default_path(tracker: T.Tracker, sweeps: list[T.RunInfo], single: bool) -> Path:
     from .plots import sweep_slug
 
-    slug = sweep_slug(sweeps[0]) if single else "".join(c if c.isalnum() or c in "-_." else "-" for c in tracker.experiment_name)
+    slug = (
+        sweep_slug(sweeps[0])
+        if single
+        else "".join(c if c.isalnum() or c in "-_." else "-" for c in tracker.experiment_name)
+    )
     return tracker.store_dir / "sweep-reports" / f"{slug}.html"
 
 
@@ -234,8 +270,10 @@ def write_report(tracker: T.Tracker, sweeps: list[T.RunInfo], out: Path) -> Repo
     title = f"Sweep report: experiment '{tracker.experiment_name}'"
     doc.h(1, title)
     now = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    doc.p(f"Store {tracker.uri}; {len(sweeps)} sweep(s); written {now}. Lower val loss is better; "
-          "verdicts compare the seeds' best val loss with Welch's t-test at 5%.")
+    doc.p(
+        f"Store {tracker.uri}; {len(sweeps)} sweep(s); written {now}. Lower val loss is better; "
+        "verdicts compare the seeds' best val loss with Welch's t-test at 5%."
+    )
     with tempfile.TemporaryDirectory(prefix="sweep-report-") as tmp:
         tmpdir = Path(tmp)
         fig_root = out.parent / f"{out.stem}-figures" if fmt == "md" else tmpdir / "figures"
@@ -249,13 +287,19 @@ def write_report(tracker: T.Tracker, sweeps: list[T.RunInfo], out: Path) -> Repo
                 _baseline_section(doc, base_run)
             doc.h(2, f"Sweep {parent.name} ({parent.run_id})")
             knob = parent.tags.get(T.TAG_KNOB)
-            doc.p(f"Role {parent.tags.get(T.TAG_ROLE)}" + (f", knob {knob}" if knob else "") + f", status {parent.status}, against baseline {base_id or 'none'}.")
+            doc.p(
+                f"Role {parent.tags.get(T.TAG_ROLE)}"
+                + (f", knob {knob}" if knob else "")
+                + f", status {parent.status}, against baseline {base_id or 'none'}."
+            )
             doc.h(3, "Comparison")
             doc.raw(str(render(df, "md")) + "\n", str(render(df, "html")))
             counts = df[df["verdict"] != "baseline"]["verdict"].value_counts()
             if len(counts):
                 doc.p("Verdicts: " + ", ".join(f"{n} {w}" for w, n in counts.items()) + ".")
-            res = plots.plot_sweep(tracker, parent, fig_root / plots.sweep_slug(parent), attach=False)
+            res = plots.plot_sweep(
+                tracker, parent, fig_root / plots.sweep_slug(parent), attach=False
+            )
             notes += [f"{parent.name}: {n}" for n in res.notes]
             if res.paths:
                 doc.h(3, "Figures")
@@ -268,8 +312,10 @@ def write_report(tracker: T.Tracker, sweeps: list[T.RunInfo], out: Path) -> Repo
                 _best_section(doc, tracker, parent, df, base_run, tmpdir)
         body = doc.text()
         if fmt == "html":
-            data = (f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-                    f"<style>{CSS}</style></head><body>\n{body}\n</body></html>\n")
+            data = (
+                f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+                f"<style>{CSS}</style></head><body>\n{body}\n</body></html>\n"
+            )
         else:
             data = body
         write_atomic(out, data)
@@ -292,7 +338,9 @@ def _baseline_section(doc: _Doc, base_run: T.RunInfo) -> None:
     doc.kv(sorted((k, v) for k, v in base_run.params.items() if k.startswith("dataset.")))
 
 
-def _best_section(doc: _Doc, tracker: T.Tracker, parent: T.RunInfo, df, base_run: T.RunInfo, tmpdir: Path) -> None:
+def _best_section(
+    doc: _Doc, tracker: T.Tracker, parent: T.RunInfo, df, base_run: T.RunInfo, tmpdir: Path
+) -> None:
     best = find_best(tracker, parent, df, base_run)
     doc.h(3, "Best configuration")
     if best is None or best.run is None:
@@ -301,23 +349,35 @@ def _best_section(doc: _Doc, tracker: T.Tracker, parent: T.RunInfo, df, base_run
     delta = best.mean - best.base_mean
     changed = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in best.changes.items()) or "none"
     if best.beats_baseline:
-        doc.p(f"Best variant: {best.value} (best val loss {best.mean:.4f}, {delta:+.4f} against the baseline). "
-              f"Changes against the baseline: {changed}. Train it as a new baseline with:")
+        doc.p(
+            f"Best variant: {best.value} (best val loss {best.mean:.4f}, {delta:+.4f} against the baseline). "
+            f"Changes against the baseline: {changed}. Train it as a new baseline with:"
+        )
     else:
-        doc.p(f"No variant beats the baseline (best variant {best.value}: {best.mean:.4f}, {delta:+.4f}); "
-              f"keep the baseline. The best variant's changes: {changed}; to train it anyway:")
+        doc.p(
+            f"No variant beats the baseline (best variant {best.value}: {best.mean:.4f}, {delta:+.4f}); "
+            f"keep the baseline. The best variant's changes: {changed}; to train it anyway:"
+        )
     doc.code(best.command)
     doc.h(3, "Samples")
     base_member = best_member(tracker, base_run)
     left = last_sample(tracker, base_member, tmpdir)
     right = last_sample(tracker, best.run, tmpdir)
     cells = [
-        (f"baseline ({base_member.name}, {left[0] if left else 'no sample'})", left[1] if left else ""),
-        (f"best variant ({best.run.name}, {right[0] if right else 'no sample'})", right[1] if right else ""),
+        (
+            f"baseline ({base_member.name}, {left[0] if left else 'no sample'})",
+            left[1] if left else "",
+        ),
+        (
+            f"best variant ({best.run.name}, {right[0] if right else 'no sample'})",
+            right[1] if right else "",
+        ),
     ]
     if doc.fmt == "md":
         for head, text in cells:
             doc.raw(f"**{head}**\n\n```\n{text.rstrip()}\n```\n", "")
     else:
-        inner = "".join(f"<div><h4>{html.escape(h)}</h4><pre>{html.escape(t)}</pre></div>" for h, t in cells)
+        inner = "".join(
+            f"<div><h4>{html.escape(h)}</h4><pre>{html.escape(t)}</pre></div>" for h, t in cells
+        )
         doc.raw("", f'<div class="samples">{inner}</div>')

@@ -33,7 +33,10 @@ def best_run(tracker: T.Tracker, sweep_id: str | None = None) -> T.RunInfo:
     done = [
         r
         for r in runs
-        if r.status == "FINISHED" and r.state == "complete" and "best_val_loss" in r.metrics and _has_checkpoint(r)
+        if r.status == "FINISHED"
+        and r.state == "complete"
+        and "best_val_loss" in r.metrics
+        and _has_checkpoint(r)
     ]
     if not done:
         where = f"sweep {sweep_id}" if sweep_id else f"experiment '{tracker.experiment_name}'"
@@ -42,7 +45,13 @@ def best_run(tracker: T.Tracker, sweep_id: str | None = None) -> T.RunInfo:
 
 
 def sample_run(
-    tracker: T.Tracker, run_id: str, temperature: float, top_k: int, max_new_tokens: int, prompt: str, seed: int
+    tracker: T.Tracker,
+    run_id: str,
+    temperature: float,
+    top_k: int,
+    max_new_tokens: int,
+    prompt: str,
+    seed: int,
 ) -> tuple[str, list[str]]:
     from model.sample import (
         CheckpointError,
@@ -76,10 +85,23 @@ def port_free(host: str, port: int) -> bool:
 
 
 def ui_command(uri: str, host: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
 
 
-def serve_ui(tracking_uri: str | None, host: str, port: int, echo: Callable[[str], None] = print) -> int:
+def serve_ui(
+    tracking_uri: str | None, host: str, port: int, echo: Callable[[str], None] = print
+) -> int:
     """Run `mlflow ui` on the store until Ctrl-C; returns the exit code."""
     uri = T.resolve_uri(tracking_uri)
     if uri.startswith(("http://", "https://")):

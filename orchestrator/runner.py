@@ -76,7 +76,14 @@ def pin_corpus(cfg: RunConfig, dataset: Dataset) -> RunConfig:
 class RunLogger(TrainerHooks):
     """Trainer events -> MLflow (metrics live, samples and checkpoint at the end)."""
 
-    def __init__(self, tracker: T.Tracker, run_id: str, staging: Path, progress: Progress, extra: TrainerHooks | None):
+    def __init__(
+        self,
+        tracker: T.Tracker,
+        run_id: str,
+        staging: Path,
+        progress: Progress,
+        extra: TrainerHooks | None,
+    ):
         self.tracker = tracker
         self.run_id = run_id
         self.staging = staging  # mirrors the run's artifact tree; uploaded in one call
@@ -199,12 +206,20 @@ def train_run(
         staging = workdir / "artifacts"
         staging.mkdir()
         (staging / "config.json").write_text(
-            json.dumps({"config": cfg.to_flat(), "dataset": identity, "device": device, "amp": amp_name}, indent=2),
+            json.dumps(
+                {"config": cfg.to_flat(), "dataset": identity, "device": device, "amp": amp_name},
+                indent=2,
+            ),
             encoding="utf-8",
         )
         logger = RunLogger(tracker, run_id, staging, progress, extra_hooks)
         trainer = Trainer(
-            cfg.gpt, cfg.train, dataset, out_dir=workdir / "ckpt", hooks=logger, sample_config=cfg.sample
+            cfg.gpt,
+            cfg.train,
+            dataset,
+            out_dir=workdir / "ckpt",
+            hooks=logger,
+            sample_config=cfg.sample,
         )
         status, state, reason, summary = "FINISHED", "complete", None, {}
         extra_tags: dict[str, str] = {}
@@ -214,7 +229,11 @@ def train_run(
             status, state, reason = "FAILED", "failed", str(e)
             extra_tags[T.TAG_FAILED_STEP] = str(e.step)
         except (KeyboardInterrupt, Interrupted) as e:
-            reason = "interrupted (Ctrl-C)" if isinstance(e, KeyboardInterrupt) else "terminated (SIGTERM)"
+            reason = (
+                "interrupted (Ctrl-C)"
+                if isinstance(e, KeyboardInterrupt)
+                else "terminated (SIGTERM)"
+            )
             _finish(tracker, logger, run_id, "KILLED", "killed", reason, {})
             progress.run_end(name, "killed", {}, reason)
             raise
@@ -225,7 +244,11 @@ def train_run(
             progress.run_end(name, "pruned", {}, reason)
             raise
         except RuntimeError as e:  # e.g. out of memory: this run fails alone
-            status, state, reason = "FAILED", "failed", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            status, state, reason = (
+                "FAILED",
+                "failed",
+                f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+            )
         except BaseException as e:
             _finish(tracker, logger, run_id, "FAILED", "failed", f"{type(e).__name__}: {e}", {})
             raise
@@ -233,7 +256,9 @@ def train_run(
             metrics = {k: float(summary[k]) for k in SUMMARY_KEYS if k in summary}
             metrics["train_tokens_per_s"] = float(summary.get("tokens_per_s", 0.0))
             step = int(summary.get("steps", cfg.train.max_steps))
-            tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if math.isfinite(v)}, step)
+            tracker.log_metrics(
+                run_id, {k: v for k, v in metrics.items() if math.isfinite(v)}, step
+            )
         if extra_tags:
             tracker.set_tags(run_id, extra_tags)
         _finish(tracker, logger, run_id, status, state, reason, summary)
@@ -241,7 +266,15 @@ def train_run(
     return Outcome(run_id=run_id, name=name, state=state, summary=summary, reason=reason)
 
 
-def _finish(tracker: T.Tracker, logger: RunLogger, run_id: str, status: str, state: str, reason: str | None, summary: dict) -> None:
+def _finish(
+    tracker: T.Tracker,
+    logger: RunLogger,
+    run_id: str,
+    status: str,
+    state: str,
+    reason: str | None,
+    summary: dict,
+) -> None:
     try:
         logger.upload()
     finally:

@@ -64,6 +64,7 @@ NOT_SEARCHABLE = {"device", "save_best", "seed"}
 
 # -- the space ---------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Param:
     """One searched key: a float/int range or a list of choices."""
@@ -80,8 +81,12 @@ class Param:
         if self.kind == "categorical":
             return trial.suggest_categorical(self.name, list(self.choices))
         if self.kind == "int":
-            return trial.suggest_int(self.name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
-        return trial.suggest_float(self.name, float(self.low), float(self.high), step=self.step, log=self.log)
+            return trial.suggest_int(
+                self.name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log
+            )
+        return trial.suggest_float(
+            self.name, float(self.low), float(self.high), step=self.step, log=self.log
+        )
 
     def describe(self) -> str:
         if self.kind == "categorical":
@@ -124,7 +129,9 @@ def load_space(name_or_path: str) -> Space:
 def parse_space(label: str, doc: dict[str, Any]) -> Space:
     """Validate a space document; every error is one line that names the key."""
     if not doc:
-        raise UserError(f"space {label} is empty: give at least one key, e.g. [dropout] low = 0.0 high = 0.3")
+        raise UserError(
+            f"space {label} is empty: give at least one key, e.g. [dropout] low = 0.0 high = 0.3"
+        )
     params = []
     for key, spec in doc.items():
         where = f"space {label}: {key}"
@@ -133,10 +140,14 @@ def parse_space(label: str, doc: dict[str, Any]) -> Space:
         if key in NOT_SEARCHABLE:
             raise UserError(f"{where}: this key cannot be searched")
         if not isinstance(spec, dict):
-            raise UserError(f"{where}: expected a table, e.g. [{key}] low = ... high = ... or choices = [...]")
+            raise UserError(
+                f"{where}: expected a table, e.g. [{key}] low = ... high = ... or choices = [...]"
+            )
         unknown = set(spec) - {"low", "high", "log", "step", "choices", "values", "type"}
         if unknown:
-            raise UserError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; use low/high/log/step or choices")
+            raise UserError(
+                f"{where}: unknown field(s) {', '.join(sorted(unknown))}; use low/high/log/step or choices"
+            )
         typ = FIELDS[key][1]
         listed = spec.get("choices", spec.get("values"))
         if listed is not None:
@@ -205,6 +216,7 @@ def params_label(params: dict[str, Any]) -> str:
 
 # -- sampler, pruner, storage ------------------------------------------------------------
 
+
 def make_sampler(name: str, space: Space, seed: int | None, n_trials: int | None = None):
     import optuna
 
@@ -229,7 +241,9 @@ def make_pruner(name: str, base: RunConfig):
         # start slower) curves still cross. With a ninth, benchmarks/search_efficiency.py saw
         # the grid's best config pruned and never found again for one sampler seed in three.
         first = min(total, max(every, (total // 3) // every * every))
-        return optuna.pruners.HyperbandPruner(min_resource=first, max_resource=total, reduction_factor=3)
+        return optuna.pruners.HyperbandPruner(
+            min_resource=first, max_resource=total, reduction_factor=3
+        )
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
     if name == "none":
@@ -259,12 +273,18 @@ def open_storage(url: str | None, tracker: T.Tracker, on_stale=None):
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     if url is None or url.endswith(".log") or url.startswith("journal:"):
-        path = journal_path(tracker) if url is None else Path(url.removeprefix("journal:")).expanduser()
+        path = (
+            journal_path(tracker)
+            if url is None
+            else Path(url.removeprefix("journal:")).expanduser()
+        )
         if not path.parent.is_dir():
             raise UserError(f"directory for the Optuna journal does not exist: {path.parent}")
         return JournalStorage(JournalFileBackend(str(path)))
     if "://" not in url:
-        raise UserError(f"--storage {url}: expected postgresql://user:pass@host/db (or another database URL) or a .log file")
+        raise UserError(
+            f"--storage {url}: expected postgresql://user:pass@host/db (or another database URL) or a .log file"
+        )
     hb = heartbeat_seconds()
     for attempt in range(4):
         try:
@@ -278,12 +298,18 @@ def open_storage(url: str | None, tracker: T.Tracker, on_stale=None):
         except Exception as e:  # bad URL, unreachable server, missing driver
             # Workers starting together on a fresh database race to create Optuna's tables:
             # the loser sees a unique violation and finds the tables there on the next try.
-            if "already exists" in str(e) or "UniqueViolation" in str(e) or "duplicate key" in str(e):
+            if (
+                "already exists" in str(e)
+                or "UniqueViolation" in str(e)
+                or "duplicate key" in str(e)
+            ):
                 time.sleep(0.5 + attempt)
                 continue
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise UserError(f"cannot open the Optuna storage {redact(url)}: {first}") from None
-    raise UserError(f"cannot open the Optuna storage {redact(url)}: its tables could not be created")
+    raise UserError(
+        f"cannot open the Optuna storage {redact(url)}: its tables could not be created"
+    )
 
 
 def redact(url: str) -> str:
@@ -304,6 +330,7 @@ def has_heartbeat(storage) -> bool:
 
 # -- the budget ----------------------------------------------------------------------------
 
+
 def counted(trials: list) -> list:
     """Trials that count against --trials: all but retried FAILs and surplus ones."""
     from optuna.trial import TrialState
@@ -312,7 +339,8 @@ def counted(trials: list) -> list:
     return [
         t
         for t in trials
-        if not t.user_attrs.get(ATTR_SURPLUS) and not (t.state == TrialState.FAIL and t.number in retried)
+        if not t.user_attrs.get(ATTR_SURPLUS)
+        and not (t.state == TrialState.FAIL and t.number in retried)
     ]
 
 
@@ -341,6 +369,7 @@ def budget(trials: list) -> Budget:
 
 
 # -- one worker ------------------------------------------------------------------------------
+
 
 class OptunaHooks(TrainerHooks):
     """val_loss at each eval -> the Optuna trial; the pruner's decision -> TrialPruned."""
@@ -392,22 +421,37 @@ class Context:
         earlier = [t for t in counted(trials) if t.number < n]
         if len(earlier) >= self.n_trials:
             trial.set_user_attr(ATTR_SURPLUS, True)
-            trial.set_user_attr(ATTR_REASON, f"surplus: the study already had {self.n_trials} trials")
+            trial.set_user_attr(
+                ATTR_REASON, f"surplus: the study already had {self.n_trials} trials"
+            )
             return math.nan
         params = {p.name: p.suggest(trial) for p in self.space.params}
         label = f"trial-{n}: {params_label(params)}"
-        tags = {T.TAG_ROLE: ROLE_TRIAL, T.TAG_TRIAL: str(n), T.TAG_VALUE: label, T.TAG_STUDY: self.study.study_name}
+        tags = {
+            T.TAG_ROLE: ROLE_TRIAL,
+            T.TAG_TRIAL: str(n),
+            T.TAG_VALUE: label,
+            T.TAG_STUDY: self.study.study_name,
+        }
         retry_of = self.study._storage.get_trial(trial._trial_id).system_attrs.get("failed_trial")
         if retry_of is not None:
             tags["sweep.retry_of"] = str(retry_of)
         dup = next(
-            (t for t in trials if t.number != n and t.state == optuna.trial.TrialState.COMPLETE and t.params == params),
+            (
+                t
+                for t in trials
+                if t.number != n
+                and t.state == optuna.trial.TrialState.COMPLETE
+                and t.params == params
+            ),
             None,
         )
         run_id = self.tracker.create_run(f"trial-{n}", parent_id=self.parent_id, tags=tags)
         trial.set_user_attr(ATTR_RUN, run_id)
         if dup is not None:
-            reason = f"same params as trial-{dup.number}: not trained again (its value {dup.value:.4f})"
+            reason = (
+                f"same params as trial-{dup.number}: not trained again (its value {dup.value:.4f})"
+            )
             trial.set_user_attr(ATTR_DUPLICATE, dup.number)
             self.tracker.set_tags(run_id, {"sweep.duplicate_of": str(dup.number)})
             self.tracker.log_params(run_id, trial_config(self.base, params).to_flat())
@@ -489,7 +533,9 @@ class Context:
                 continue
             try:
                 # the reason first: a finished trial's attributes can no longer be set
-                storage.set_trial_user_attr(t._trial_id, ATTR_REASON, f"worker process {pid} died mid-trial")
+                storage.set_trial_user_attr(
+                    t._trial_id, ATTR_REASON, f"worker process {pid} died mid-trial"
+                )
                 if not storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
                     continue
             except UpdateFinishedTrialError:
@@ -509,7 +555,9 @@ class Context:
                 return
             if not state.can_start(self.n_trials):
                 if not announced:
-                    self.progress.say(f"waiting for {state.running} trial(s) running in other workers")
+                    self.progress.say(
+                        f"waiting for {state.running} trial(s) running in other workers"
+                    )
                     announced = True
                 time.sleep(min(2.0, heartbeat_seconds()))
                 continue
@@ -535,6 +583,7 @@ def kill_run(tracker: T.Tracker, run_id: str, frozen) -> None:
 
 # -- the study -------------------------------------------------------------------------------
 
+
 @dataclass
 class SearchResult:
     study_name: str
@@ -552,14 +601,21 @@ def default_study_name(space: Space, baseline_id: str) -> str:
     return f"{Path(space.label).stem}-{baseline_id[:8]}"
 
 
-def open_study(tracker, storage, name: str, sampler, pruner, space: Space, baseline: T.RunInfo, base: RunConfig):
+def open_study(
+    tracker, storage, name: str, sampler, pruner, space: Space, baseline: T.RunInfo, base: RunConfig
+):
     """Create the study and its MLflow parent run, or join them. Optuna's unique study name
     decides who creates: only the creator makes the parent run and enqueues the baseline."""
     import optuna
 
     try:
         study = optuna.create_study(
-            study_name=name, storage=storage, sampler=sampler, pruner=pruner, direction="minimize", load_if_exists=False
+            study_name=name,
+            storage=storage,
+            sampler=sampler,
+            pruner=pruner,
+            direction="minimize",
+            load_if_exists=False,
         )
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
@@ -603,7 +659,9 @@ def join_parent(tracker, study, space: Space, baseline: T.RunInfo, wait_s: float
     deadline = time.monotonic() + wait_s
     while ATTR_PARENT not in study.user_attrs:
         if time.monotonic() > deadline:
-            raise UserError(f"study '{study.study_name}' exists but names no MLflow parent run; use another --study")
+            raise UserError(
+                f"study '{study.study_name}' exists but names no MLflow parent run; use another --study"
+            )
         time.sleep(0.5)
     attrs = study.user_attrs
     if attrs.get(ATTR_BASELINE) != baseline.run_id:
@@ -696,12 +754,16 @@ def prepare(
     base = baseline_config(baseline)
     space_obj = anchored(space_obj, base)
     check_choices(space_obj, base)
-    sampler_obj = make_sampler(sampler, space_obj, seed, n_trials) if isinstance(sampler, str) else sampler
+    sampler_obj = (
+        make_sampler(sampler, space_obj, seed, n_trials) if isinstance(sampler, str) else sampler
+    )
     pruner_obj = make_pruner(pruner, base) if isinstance(pruner, str) else pruner
     name = study_name or default_study_name(space_obj, baseline.run_id)
     holder: dict[str, Context] = {}
     storage = open_storage(storage_url, tracker, on_stale=lambda s, t: holder["ctx"].on_stale(s, t))
-    study, parent_id = open_study(tracker, storage, name, sampler_obj, pruner_obj, space_obj, baseline, base)
+    study, parent_id = open_study(
+        tracker, storage, name, sampler_obj, pruner_obj, space_obj, baseline, base
+    )
     ctx = Context(tracker, study, space_obj, base, baseline, parent_id, n_trials, progress)
     holder["ctx"] = ctx
     return ctx
@@ -740,11 +802,21 @@ def run_search(
         raise UserError(f"--workers must be at least 1 (got {workers})")
     if timeout is not None and timeout <= 0:
         raise UserError(f"--timeout must be > 0 seconds (got {timeout})")
-    if workers > 1 and not (isinstance(sampler, str) and isinstance(pruner, str) and isinstance(space, str)):
+    if workers > 1 and not (
+        isinstance(sampler, str) and isinstance(pruner, str) and isinstance(space, str)
+    ):
         raise UserError("--workers > 1 takes sampler, pruner and space by name")
     ctx = prepare(
-        tracker, space=space, sampler=sampler, pruner=pruner, study_name=study_name, storage_url=storage,
-        seed=seed, n_trials=trials, baseline_id=baseline_id, progress=progress,
+        tracker,
+        space=space,
+        sampler=sampler,
+        pruner=pruner,
+        study_name=study_name,
+        storage_url=storage,
+        seed=seed,
+        n_trials=trials,
+        baseline_id=baseline_id,
+        progress=progress,
     )
     tracker.set_tags(ctx.parent_id, {"sweep.storage": storage_tag(storage, tracker)})
     notes: list[str] = []
@@ -764,7 +836,9 @@ def run_search(
         if workers == 1:
             ctx.work()
         else:
-            run_workers(ctx, tracker, workers, storage, space, sampler, pruner, seed, timeout, progress)
+            run_workers(
+                ctx, tracker, workers, storage, space, sampler, pruner, seed, timeout, progress
+            )
         ctx.reconcile()
     except (KeyboardInterrupt, Interrupted):
         close_parent_if_idle(ctx, "KILLED", "killed", "interrupted")
@@ -788,7 +862,9 @@ def storage_tag(url: str | None, tracker: T.Tracker) -> str:
     return redact(url)
 
 
-def run_workers(ctx, tracker, workers, storage, space, sampler, pruner, seed, timeout, progress) -> None:
+def run_workers(
+    ctx, tracker, workers, storage, space, sampler, pruner, seed, timeout, progress
+) -> None:
     import multiprocessing as mp
 
     cores = os.cpu_count() or 1
@@ -797,14 +873,26 @@ def run_workers(ctx, tracker, workers, storage, space, sampler, pruner, seed, ti
     procs = []
     for i in range(workers):
         spec = WorkerSpec(
-            tracking_uri=tracker.uri, experiment=tracker.experiment_name, study=ctx.study.study_name, storage=storage,
-            space=space, sampler=sampler, pruner=pruner, n_trials=ctx.n_trials, deadline_s=timeout,
-            seed=None if seed is None else seed + i, baseline_id=ctx.baseline.run_id, index=i, threads=threads,
+            tracking_uri=tracker.uri,
+            experiment=tracker.experiment_name,
+            study=ctx.study.study_name,
+            storage=storage,
+            space=space,
+            sampler=sampler,
+            pruner=pruner,
+            n_trials=ctx.n_trials,
+            deadline_s=timeout,
+            seed=None if seed is None else seed + i,
+            baseline_id=ctx.baseline.run_id,
+            index=i,
+            threads=threads,
         )
         p = mp_ctx.Process(target=_worker_main, args=(spec,), name=f"sweep-worker-{i}")
         p.start()
         procs.append(p)
-    progress.say(f"{workers} workers started ({threads} torch thread(s) each): pids {', '.join(str(p.pid) for p in procs)}")
+    progress.say(
+        f"{workers} workers started ({threads} torch thread(s) each): pids {', '.join(str(p.pid) for p in procs)}"
+    )
     try:
         for p in procs:
             p.join()
@@ -843,12 +931,17 @@ def finish(ctx: Context, storage: str | None, notes: list[str], plots: bool) -> 
     trials = ctx.study.get_trials(deepcopy=False)
     live = counted(trials)
     counts = {s.name.lower(): sum(t.state == s for t in live) for s in TrialState}
-    counts["retried"] = len(trials) - len(live) - sum(bool(t.user_attrs.get(ATTR_SURPLUS)) for t in trials)
+    counts["retried"] = (
+        len(trials) - len(live) - sum(bool(t.user_attrs.get(ATTR_SURPLUS)) for t in trials)
+    )
     df = sweep_table(tracker, tracker.get_run(ctx.parent_id))
     attach_table(tracker, ctx.parent_id, df)
     best = best_trial(ctx)
     if best is not None:
-        tracker.set_tags(ctx.parent_id, {"sweep.best_trial": str(best["number"]), "sweep.best_command": best["command"]})
+        tracker.set_tags(
+            ctx.parent_id,
+            {"sweep.best_trial": str(best["number"]), "sweep.best_command": best["command"]},
+        )
         tracker.log_text(ctx.parent_id, best["command"] + "\n", "best_command.txt")
     written: list[Path] = []
     if plots:
@@ -876,7 +969,12 @@ def best_trial(ctx: Context) -> dict[str, Any] | None:
     except ValueError:
         return None
     cfg = trial_config(ctx.base, t.params)
-    return {"number": t.number, "value": t.value, "params": dict(t.params), "command": baseline_command(cfg)}
+    return {
+        "number": t.number,
+        "value": t.value,
+        "params": dict(t.params),
+        "command": baseline_command(cfg),
+    }
 
 
 def write_plots(ctx: Context) -> tuple[list[Path], list[str]]:
@@ -898,14 +996,19 @@ def report_lines(result: SearchResult) -> list[str]:
     c = result.counts
     lines = [
         f"study '{result.study_name}' ({result.storage}): {c.get('complete', 0)} complete, {c.get('pruned', 0)} pruned, "
-        f"{c.get('fail', 0)} failed" + (f", {c['retried']} retried after a lost worker" if c.get("retried") else ""),
+        f"{c.get('fail', 0)} failed"
+        + (f", {c['retried']} retried after a lost worker" if c.get("retried") else ""),
     ]
     if result.best is not None:
         b = result.best
-        lines.append(f"best: trial-{b['number']} best_val_loss {b['value']:.4f} ({params_label(b['params'])})")
+        lines.append(
+            f"best: trial-{b['number']} best_val_loss {b['value']:.4f} ({params_label(b['params'])})"
+        )
         lines.append(f"train it as a baseline: {b['command']}")
     for p in result.plots:
         lines.append(f"plot: {p}")
     lines.extend(f"note: {n}" for n in result.notes)
-    lines.append(f"sweep run {result.parent_id}; `sweep table --sweep {result.parent_id}` prints this table again")
+    lines.append(
+        f"sweep run {result.parent_id}; `sweep table --sweep {result.parent_id}` prints this table again"
+    )
     return lines

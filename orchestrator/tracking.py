@@ -105,7 +105,9 @@ def _info(run: Any) -> RunInfo:
 class Tracker:
     """An MLflow store and one experiment in it."""
 
-    def __init__(self, uri: str | None = None, experiment: str = DEFAULT_EXPERIMENT, create: bool = True):
+    def __init__(
+        self, uri: str | None = None, experiment: str = DEFAULT_EXPERIMENT, create: bool = True
+    ):
         import logging
 
         import mlflow  # noqa: F401  (imported here: heavy)
@@ -120,7 +122,9 @@ class Tracker:
         check_reachable(self.uri)
         db = sqlite_path(self.uri)
         if not create and db is not None and not db.exists():
-            raise UserError(f"no MLflow store at {db}: record a baseline first (`sweep baseline`), or pass --tracking-uri")
+            raise UserError(
+                f"no MLflow store at {db}: record a baseline first (`sweep baseline`), or pass --tracking-uri"
+            )
         self.client = MlflowClient(tracking_uri=self.uri)
         self.experiment_name = experiment
         exp = self.client.get_experiment_by_name(experiment)
@@ -139,7 +143,9 @@ class Tracker:
             )
         else:
             if exp.lifecycle_stage == "deleted":
-                raise UserError(f"experiment '{experiment}' is deleted in {self.uri}; restore it or pick another name")
+                raise UserError(
+                    f"experiment '{experiment}' is deleted in {self.uri}; restore it or pick another name"
+                )
             self.experiment_id = exp.experiment_id
 
     def _artifact_location(self, experiment: str) -> str | None:
@@ -156,7 +162,9 @@ class Tracker:
         return db.parent if db is not None else Path.cwd()
 
     # -- runs ---------------------------------------------------------------------------
-    def create_run(self, name: str, *, parent_id: str | None = None, tags: dict[str, str] | None = None) -> str:
+    def create_run(
+        self, name: str, *, parent_id: str | None = None, tags: dict[str, str] | None = None
+    ) -> str:
         all_tags = {TAG_PID: str(os.getpid()), TAG_HOST: socket.gethostname(), **(tags or {})}
         if parent_id:
             all_tags[PARENT_TAG] = parent_id
@@ -186,7 +194,9 @@ class Tracker:
         for i in range(0, len(items), 100):
             self.client.log_batch(run_id, params=items[i : i + 100])
 
-    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int, synchronous: bool = True) -> None:
+    def log_metrics(
+        self, run_id: str, metrics: dict[str, float], step: int, synchronous: bool = True
+    ) -> None:
         """One batch write; with synchronous=False it goes to a writer thread (see `flush`),
         so training does not wait on the store. (MLflow's own async logging adds about a
         second to every run's end while its queue shuts down.)"""
@@ -229,7 +239,9 @@ class Tracker:
             source=str(identity.get("source", identity["name"])),
             profile=f'{{"characters": {identity["characters"]}, "vocab_size": {identity["vocab_size"]}}}',
         )
-        self.client.log_inputs(run_id, [DatasetInput(ds, tags=[InputTag("mlflow.data.context", "training")])])
+        self.client.log_inputs(
+            run_id, [DatasetInput(ds, tags=[InputTag("mlflow.data.context", "training")])]
+        )
 
     def download(self, run_id: str, artifact_path: str, dst: Path) -> Path:
         from mlflow.exceptions import MlflowException
@@ -238,11 +250,16 @@ class Tracker:
         try:
             return Path(self.client.download_artifacts(run_id, artifact_path, str(dst)))
         except (MlflowException, OSError) as e:
-            raise UserError(f"run {run_id} has no artifact '{artifact_path}': {str(e).splitlines()[0]}") from None
+            raise UserError(
+                f"run {run_id} has no artifact '{artifact_path}': {str(e).splitlines()[0]}"
+            ) from None
 
     def metric_history(self, run_id: str, key: str) -> list[tuple[int, int, float]]:
         """(step, timestamp, value) of every logged value of one metric."""
-        return [(int(m.step), int(m.timestamp), float(m.value)) for m in self.client.get_metric_history(run_id, key)]
+        return [
+            (int(m.step), int(m.timestamp), float(m.value))
+            for m in self.client.get_metric_history(run_id, key)
+        ]
 
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[str]:
         return [f.path for f in self.client.list_artifacts(run_id, path)]
@@ -257,7 +274,9 @@ class Tracker:
             raise UserError(f"no run with id '{run_id}' in {self.uri}") from None
         return _info(run)
 
-    def search(self, filter_string: str = "", order_by: list[str] | None = None, max_results: int = 5000) -> list[RunInfo]:
+    def search(
+        self, filter_string: str = "", order_by: list[str] | None = None, max_results: int = 5000
+    ) -> list[RunInfo]:
         runs = self.client.search_runs(
             [self.experiment_id],
             filter_string=filter_string,
@@ -275,9 +294,13 @@ class Tracker:
         if run_id:
             run = self.get_run(run_id)
             if run.tags.get(TAG_ROLE) != "baseline":
-                raise UserError(f"run {run_id} is not a baseline (its role is '{run.tags.get(TAG_ROLE, 'none')}')")
+                raise UserError(
+                    f"run {run_id} is not a baseline (its role is '{run.tags.get(TAG_ROLE, 'none')}')"
+                )
             if run.status != "FINISHED":
-                raise UserError(f"baseline {run_id} did not finish (status {run.status}); record a new one with `sweep baseline`")
+                raise UserError(
+                    f"baseline {run_id} did not finish (status {run.status}); record a new one with `sweep baseline`"
+                )
             return run
         runs = self.search(f"tags.`{TAG_ROLE}` = 'baseline' and attributes.status = 'FINISHED'")
         if not runs:
@@ -302,7 +325,12 @@ class Tracker:
             pid = int(run.tags.get(TAG_PID, "0") or 0)
             if pid == os.getpid() or _alive(pid):
                 continue
-            self.end_run(run.run_id, "KILLED", "killed", f"left RUNNING by process {pid}, which no longer exists")
+            self.end_run(
+                run.run_id,
+                "KILLED",
+                "killed",
+                f"left RUNNING by process {pid}, which no longer exists",
+            )
             run.status = "KILLED"
             run.tags[TAG_STATE] = "killed"
             reaped.append(run)

@@ -24,6 +24,7 @@ def _one_torch_thread():
     yield
     torch.set_num_threads(before)
 
+
 # CI clones the repo with shared/ beside it; the workplace keeps it at /work/shared.
 _CANDIDATES = [
     Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt",
@@ -34,11 +35,29 @@ SHARED_CORPUS = next((p for p in _CANDIDATES if p.is_file()), _CANDIDATES[0])
 
 def _generated_text(n_chars: int = 120_000) -> str:
     rng = random.Random(0)
-    words = ["the", "king", "and", "queen", "of", "my", "lord", "good", "night", "sweet", "love", "thou", "art", "not", "here"]
+    words = [
+        "the",
+        "king",
+        "and",
+        "queen",
+        "of",
+        "my",
+        "lord",
+        "good",
+        "night",
+        "sweet",
+        "love",
+        "thou",
+        "art",
+        "not",
+        "here",
+    ]
     lines = []
     while sum(map(len, lines)) < n_chars:
         lines.append(rng.choice(["KING:", "QUEEN:", "LORD:"]))
-        lines.append(" ".join(rng.choice(words) for _ in range(rng.randint(4, 10))).capitalize() + ".")
+        lines.append(
+            " ".join(rng.choice(words) for _ in range(rng.randint(4, 10))).capitalize() + "."
+        )
         lines.append("")
     return "\n".join(lines)
 
@@ -61,6 +80,7 @@ def small_corpus(corpus_path):
     text = corpus_path.read_text(encoding="utf-8")[:50_000]
     sha = hashlib.sha256(text.encode()).hexdigest()
     return Corpus("slice", text, sha, f"{corpus_path}[:50000]")
+
 
 # Service fixtures (PostgreSQL, mlflow server, Chromium) from tests/fixtures_services.py.
 pytest_plugins = ["tests.fixtures_services"]

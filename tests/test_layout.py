@@ -24,14 +24,22 @@ def imported_roots(path: Path) -> set[str]:
 
 def test_model_imports_no_orchestration_packages():
     for path in (ROOT / "model").glob("*.py"):
-        assert not imported_roots(path) & {"mlflow", "optuna", "typer", "pandas", "orchestrator"}, path.name
+        assert not imported_roots(path) & {"mlflow", "optuna", "typer", "pandas", "orchestrator"}, (
+            path.name
+        )
 
 
 def test_only_tracking_imports_mlflow():
-    users = sorted(p.name for p in (ROOT / "orchestrator").glob("*.py") if "mlflow" in imported_roots(p))
+    users = sorted(
+        p.name for p in (ROOT / "orchestrator").glob("*.py") if "mlflow" in imported_roots(p)
+    )
     assert users == ["tracking.py"]
     # nor reaches around it to the MlflowClient
-    leaks = sorted(p.name for p in (ROOT / "orchestrator").glob("*.py") if ".client." in p.read_text(encoding="utf-8"))
+    leaks = sorted(
+        p.name
+        for p in (ROOT / "orchestrator").glob("*.py")
+        if ".client." in p.read_text(encoding="utf-8")
+    )
     assert leaks == ["tracking.py"]
 
 
@@ -41,5 +49,7 @@ def test_cli_start_up_imports_nothing_heavy():
         "heavy = sorted(m for m in ('torch', 'mlflow', 'optuna', 'pandas', 'matplotlib') if m in sys.modules)\n"
         "print(','.join(heavy))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
     assert out.stdout.strip() == ""

@@ -57,7 +57,7 @@ def test_dataset_split_and_batches(small_corpus):
     ds = Dataset(small_corpus)
     n = len(small_corpus.text)
     assert len(ds.train) == int(n * 0.9) and len(ds.train) + len(ds.val) == n
-    assert ds.tokenizer.decode(ds.val[:50]) == small_corpus.text[len(ds.train):][:50]
+    assert ds.tokenizer.decode(ds.val[:50]) == small_corpus.text[len(ds.train) :][:50]
     g = torch.Generator().manual_seed(0)
     x, y = ds.get_batch("train", 8, 32, generator=g)
     assert x.shape == y.shape == (8, 32) and x.dtype == torch.long

@@ -66,11 +66,17 @@ def test_generate_top_k_above_vocab_and_crop():
     torch.manual_seed(0)
     m = GPT(TINY).eval()
     g = torch.Generator().manual_seed(1)
-    out = m.generate(torch.zeros(1, 1, dtype=torch.long), 40, temperature=1.0, top_k=500, generator=g)
+    out = m.generate(
+        torch.zeros(1, 1, dtype=torch.long), 40, temperature=1.0, top_k=500, generator=g
+    )
     assert out.shape == (1, 41)  # longer than block_size: the context is cropped
     assert int(out.max()) < 11
-    again = m.generate(torch.zeros(1, 1, dtype=torch.long), 40, top_k=500,
-                       generator=torch.Generator().manual_seed(1))
+    again = m.generate(
+        torch.zeros(1, 1, dtype=torch.long),
+        40,
+        top_k=500,
+        generator=torch.Generator().manual_seed(1),
+    )
     assert torch.equal(out, again)
 
 

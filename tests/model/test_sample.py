@@ -21,13 +21,19 @@ TOK = CharTokenizer.from_text("\nabcdefghij ")
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return GPT(GPTConfig(vocab_size=TOK.vocab_size, block_size=8, n_layer=1, n_head=2,
-                         n_embed=16, dropout=0.0))
+    return GPT(
+        GPTConfig(
+            vocab_size=TOK.vocab_size, block_size=8, n_layer=1, n_head=2, n_embed=16, dropout=0.0
+        )
+    )
 
 
 def test_sample_config_validation():
-    for kw, key in (({"temperature": 0}, "temperature"), ({"top_k": -1}, "top_k"),
-                    ({"max_new_tokens": -5}, "max_new_tokens")):
+    for kw, key in (
+        ({"temperature": 0}, "temperature"),
+        ({"top_k": -1}, "top_k"),
+        ({"max_new_tokens": -5}, "max_new_tokens"),
+    ):
         with pytest.raises(ConfigError) as e:
             SampleConfig(**kw)
         assert e.value.key == key
@@ -47,7 +53,9 @@ def test_generate_text_with_top_k_above_vocab(model):
     cfg = SampleConfig(temperature=0.9, top_k=500, max_new_tokens=25)
     text, notices = generate_text(model, TOK, cfg, prompt="ab", seed=3)
     assert text.startswith("ab") and len(text) == 27
-    assert notices == [f"top_k 500 is above the vocabulary size {TOK.vocab_size}; using {TOK.vocab_size}"]
+    assert notices == [
+        f"top_k 500 is above the vocabulary size {TOK.vocab_size}; using {TOK.vocab_size}"
+    ]
     assert not TOK.unknown(text)
     assert generate_text(model, TOK, cfg, prompt="ab", seed=3)[0] == text  # seeded
     off, notices = generate_text(model, TOK, SampleConfig(top_k=0, max_new_tokens=5))
@@ -63,7 +71,9 @@ def test_prompt_with_unknown_characters_refused(model):
 def test_foreign_checkpoints_refused(tmp_path, model):
     plain = tmp_path / "plain.pt"
     torch.save({"model": model.state_dict()}, plain)
-    with pytest.raises(CheckpointError, match=r"^not a sweep checkpoint: .*plain\.pt \(format None"):
+    with pytest.raises(
+        CheckpointError, match=r"^not a sweep checkpoint: .*plain\.pt \(format None"
+    ):
         load_checkpoint(plain)
     evil = tmp_path / "evil.pt"
     evil.write_bytes(pickle.dumps(ValueError("arbitrary object")))

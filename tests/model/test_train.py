@@ -21,8 +21,16 @@ from model.train import (
 )
 
 TINY = GPTConfig(block_size=16, n_layer=1, n_head=2, n_embed=32, dropout=0.0)
-FAST = TrainConfig(max_steps=12, batch_size=8, lr=3e-3, warmup_steps=2, eval_every=4,
-                   eval_iters=2, device="cpu", amp="off")
+FAST = TrainConfig(
+    max_steps=12,
+    batch_size=8,
+    lr=3e-3,
+    warmup_steps=2,
+    eval_every=4,
+    eval_iters=2,
+    device="cpu",
+    amp="off",
+)
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
@@ -56,18 +64,29 @@ def run(ds, tmp_path, gpt=TINY, hooks=None, **kw):
 @pytest.mark.parametrize(
     ("kw", "key", "message"),
     [
-        ({"batch_size": 64, "grad_accum_steps": 3}, "grad_accum_steps",
-         "batch_size (64) must be divisible by grad_accum_steps (3)"),
+        (
+            {"batch_size": 64, "grad_accum_steps": 3},
+            "grad_accum_steps",
+            "batch_size (64) must be divisible by grad_accum_steps (3)",
+        ),
         ({"lr": 0}, "lr", "lr must be a number > 0 (got 0)"),
         ({"lr": float("nan")}, "lr", "lr must be a number > 0 (got nan)"),
         ({"max_steps": 0}, "max_steps", "max_steps must be an integer >= 1 (got 0)"),
         ({"warmup_steps": -1}, "warmup_steps", "warmup_steps must be an integer >= 0 (got -1)"),
         ({"beta2": 1.0}, "beta2", "beta2 must be in [0, 1) (got 1.0)"),
         ({"grad_clip": -1.0}, "grad_clip", "grad_clip must be >= 0, 0 = off (got -1.0)"),
-        ({"schedule": "linear"}, "schedule", "schedule must be one of constant, cosine (got 'linear')"),
+        (
+            {"schedule": "linear"},
+            "schedule",
+            "schedule must be one of constant, cosine (got 'linear')",
+        ),
         ({"amp": "fp8"}, "amp", "amp must be one of auto, off, bf16, fp16 (got 'fp8')"),
         ({"device": "tpu"}, "device", "device must be one of auto, cpu, cuda, mps (got 'tpu')"),
-        ({"save_best": "a/b.pt"}, "save_best", "save_best must be a plain file name (got 'a/b.pt')"),
+        (
+            {"save_best": "a/b.pt"},
+            "save_best",
+            "save_best must be a plain file name (got 'a/b.pt')",
+        ),
     ],
 )
 def test_config_validation(kw, key, message):
@@ -109,8 +128,13 @@ def test_loss_falls_in_a_smoke_run(ds, tmp_path):
     """The smoke profile, as shipped, learns: val loss ends far below the first loss."""
     profile = tomllib.loads((Path(__file__).parents[2] / "experiments/smoke.toml").read_text())
     h = Recorder()
-    t = Trainer(GPTConfig(**profile["model"]), TrainConfig(**profile["train"]), ds,
-                out_dir=tmp_path, hooks=h)
+    t = Trainer(
+        GPTConfig(**profile["model"]),
+        TrainConfig(**profile["train"]),
+        ds,
+        out_dir=tmp_path,
+        hooks=h,
+    )
     s = t.run()
     first = h.steps[0][1]
     assert first == pytest.approx(math.log(ds.tokenizer.vocab_size), abs=0.3)
@@ -159,8 +183,13 @@ def test_best_checkpoint_only_on_improvement(ds, tmp_path):
 
     probe = torch.arange(16).remainder(ds.tokenizer.vocab_size)[None]
     h = Capture()
-    trainer = Trainer(TINY, replace(FAST, max_steps=24, lr=3e-2, warmup_steps=0, eval_every=2),
-                      ds, out_dir=tmp_path, hooks=h)
+    trainer = Trainer(
+        TINY,
+        replace(FAST, max_steps=24, lr=3e-2, warmup_steps=0, eval_every=2),
+        ds,
+        out_dir=tmp_path,
+        hooks=h,
+    )
     s = trainer.run()
     vals = [m["val_loss"] for _, m in h.evals]
     expected, best = [], float("inf")
@@ -185,8 +214,14 @@ def test_best_checkpoint_only_on_improvement(ds, tmp_path):
 
 def test_samples_at_each_eval(ds, tmp_path):
     h = Recorder()
-    t = Trainer(TINY, replace(FAST, max_steps=8), ds, out_dir=tmp_path, hooks=h,
-                sample_config=SampleConfig(max_new_tokens=30))
+    t = Trainer(
+        TINY,
+        replace(FAST, max_steps=8),
+        ds,
+        out_dir=tmp_path,
+        hooks=h,
+        sample_config=SampleConfig(max_new_tokens=30),
+    )
     t.run()
     assert [st for st, _ in h.samples] == [4, 8]
     assert all(len(text) == 31 and text[0] == "\n" for _, text in h.samples)
@@ -245,10 +280,20 @@ def test_cuda_amp(ds, tmp_path, amp):
     if amp == "bf16" and not torch.cuda.is_bf16_supported():
         pytest.skip("no bf16 on this GPU")
     h = Recorder()
-    t, s = run(ds, tmp_path, hooks=h, device="cuda", amp=amp, max_steps=24, eval_every=12,
-               grad_accum_steps=2)
+    t, s = run(
+        ds,
+        tmp_path,
+        hooks=h,
+        device="cuda",
+        amp=amp,
+        max_steps=24,
+        eval_every=12,
+        grad_accum_steps=2,
+    )
     assert next(t.model.parameters()).device.type == "cuda"
-    assert math.isfinite(s["final_val_loss"]) and s["final_val_loss"] < math.log(ds.tokenizer.vocab_size)
+    assert math.isfinite(s["final_val_loss"]) and s["final_val_loss"] < math.log(
+        ds.tokenizer.vocab_size
+    )
     assert [st for st, _ in h.steps] == [10, 12, 22, 24]  # loss checked every 10 steps and at evals
     assert s["peak_mem_mb"] > 0
     ck = load_checkpoint(tmp_path / "best.pt")

@@ -15,7 +15,15 @@ from orchestrator.compare import find_sweep, sweep_table
 from orchestrator.config import FIELDS
 from orchestrator.errors import NoBaselineError, UserError
 
-SUMMARY = {"best_val_loss", "best_val_ppl", "final_train_loss", "best_step", "wall_s", "params", "peak_mem_mb"}
+SUMMARY = {
+    "best_val_loss",
+    "best_val_ppl",
+    "final_train_loss",
+    "best_step",
+    "wall_s",
+    "params",
+    "peak_mem_mb",
+}
 
 
 def history(tracker, run_id, key):
@@ -40,19 +48,31 @@ def test_baseline_run_follows_the_contract(tracker, baseline_run, corpus_path):
         assert [s for s, _ in history(tracker, run.run_id, key)] == [10, 20, 30], key
     vals = history(tracker, run.run_id, "val_loss")
     ppl = history(tracker, run.run_id, "val_ppl")
-    assert all(p == pytest.approx(math.exp(v), rel=1e-5) for (_, v), (_, p) in zip(vals, ppl, strict=True))
+    assert all(
+        p == pytest.approx(math.exp(v), rel=1e-5) for (_, v), (_, p) in zip(vals, ppl, strict=True)
+    )
     assert set(run.metrics) >= SUMMARY
     assert run.metrics["best_val_loss"] == pytest.approx(min(v for _, v in vals))
     assert run.metrics["best_step"] == next(s for s, v in vals if v == min(v for _, v in vals))
     # artifacts
-    files = set(tracker.list_artifacts(run.run_id)) | set(tracker.list_artifacts(run.run_id, "samples")) | set(
-        tracker.list_artifacts(run.run_id, "checkpoints")
+    files = (
+        set(tracker.list_artifacts(run.run_id))
+        | set(tracker.list_artifacts(run.run_id, "samples"))
+        | set(tracker.list_artifacts(run.run_id, "checkpoints"))
     )
-    assert {"config.json", "samples/step-10.txt", "samples/step-30.txt", "checkpoints/best.pt"} <= files
+    assert {
+        "config.json",
+        "samples/step-10.txt",
+        "samples/step-30.txt",
+        "checkpoints/best.pt",
+    } <= files
     # the config can be read back from the run, never from a profile
-    assert baseline_config(run).to_flat() == json.loads(
-        (tracker.download(run.run_id, "config.json", tracker.store_dir / "dl")).read_text()
-    )["config"]
+    assert (
+        baseline_config(run).to_flat()
+        == json.loads(
+            (tracker.download(run.run_id, "config.json", tracker.store_dir / "dl")).read_text()
+        )["config"]
+    )
 
 
 def test_ablation_changes_only_the_knob_and_the_table_equals_the_metrics(tracker, baseline_run):
@@ -78,7 +98,9 @@ def test_ablation_changes_only_the_knob_and_the_table_equals_the_metrics(tracker
     assert list(df["verdict"]) == ["baseline", "single seed"]
     assert df.loc[0, "best_val_loss"] == baseline_run.metrics["best_val_loss"]
     assert df.loc[1, "best_val_loss"] == child.metrics["best_val_loss"]
-    assert df.loc[1, "delta"] == pytest.approx(child.metrics["best_val_loss"] - baseline_run.metrics["best_val_loss"])
+    assert df.loc[1, "delta"] == pytest.approx(
+        child.metrics["best_val_loss"] - baseline_run.metrics["best_val_loss"]
+    )
     assert df.loc[1, "final_train_loss"] == child.metrics["final_train_loss"]
     # the table is attached to the parent and written next to the store
     assert {"table.csv", "table.md"} <= set(tracker.list_artifacts(result.parent_id))
@@ -152,6 +174,9 @@ def test_no_baseline_yet(tracker):
 def test_width_keeps_a_matching_head_count(smoke_cfg):
     assert heads_for(384, 4) == 4 and heads_for(100, 8) == 5 and heads_for(7, 4) == 1
     plans = plan_ablation(smoke_cfg, KNOBS["depth-width"], ["3x96", "2x66"], [1])
-    assert [(p.cfg.gpt.n_layer, p.cfg.gpt.n_embed, p.cfg.gpt.n_head) for p in plans] == [(3, 96, 2), (2, 66, 2)]
+    assert [(p.cfg.gpt.n_layer, p.cfg.gpt.n_embed, p.cfg.gpt.n_head) for p in plans] == [
+        (3, 96, 2),
+        (2, 66, 2),
+    ]
     plans = plan_ablation(smoke_cfg, KNOBS["n_embed"], ["75"], [1])
     assert plans[0].cfg.gpt.n_head == 1

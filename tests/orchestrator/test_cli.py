@@ -36,7 +36,16 @@ def one_error_line(result) -> str:
 
 @pytest.fixture
 def recorded(store, corpus_path):
-    r = sweep("baseline", "--profile", "smoke", *SMOKE_SET, "--data", str(corpus_path), "--tracking-uri", store)
+    r = sweep(
+        "baseline",
+        "--profile",
+        "smoke",
+        *SMOKE_SET,
+        "--data",
+        str(corpus_path),
+        "--tracking-uri",
+        store,
+    )
     assert r.exit_code == 0, r.output
     assert "baseline run " in r.output
     return store
@@ -55,7 +64,22 @@ def test_workflow_baseline_ablate_table_best_sample(recorded, tmp_path):
     r = sweep("best", "--tracking-uri", store)
     assert r.exit_code == 0 and "checkpoints/best.pt" in r.output
     run_id = r.output.split("(")[1].split(")")[0]
-    r = CliRunner().invoke(app, ["sample", "--run", run_id, "--tracking-uri", store, "--max-new-tokens", "60", "--top-k", "5000", "--prompt", "KING"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "sample",
+            "--run",
+            run_id,
+            "--tracking-uri",
+            store,
+            "--max-new-tokens",
+            "60",
+            "--top-k",
+            "5000",
+            "--prompt",
+            "KING",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "top_k 5000 is above the vocabulary size" in r.output
     text = r.output.split("\n", 1)[1] if r.output.startswith("warning") else r.output
@@ -66,9 +90,18 @@ def test_workflow_baseline_ablate_table_best_sample(recorded, tmp_path):
     ("args", "message"),
     [
         (["ablate", "--knob", "droput"], "unknown knob 'droput'; known knobs: dropout"),
-        (["ablate", "--knob", "dropout", "--values", "0.1,1.5"], "--values dropout=1.5: dropout must be in [0, 1)"),
-        (["ablate", "--knob", "n_layer", "--values", "two"], "n_layer must be an integer (got 'two')"),
-        (["ablate", "--knob", "dropout", "--baseline", "0123456789abcdef"], "no run with id '0123456789abcdef'"),
+        (
+            ["ablate", "--knob", "dropout", "--values", "0.1,1.5"],
+            "--values dropout=1.5: dropout must be in [0, 1)",
+        ),
+        (
+            ["ablate", "--knob", "n_layer", "--values", "two"],
+            "n_layer must be an integer (got 'two')",
+        ),
+        (
+            ["ablate", "--knob", "dropout", "--baseline", "0123456789abcdef"],
+            "no run with id '0123456789abcdef'",
+        ),
         (["ablate", "--knob", "dropout", "--values", ","], "--values is empty"),
         (["table", "--format", "xls"], "unknown format 'xls'"),
         (["sample", "--run", "0123456789abcdef"], "no run with id"),
@@ -93,14 +126,26 @@ def test_bad_baseline_settings_are_refused_before_training(store, corpus_path):
     for args, message in [
         (["--set", "dropout=1.5"], "--set dropout=1.5: dropout must be in [0, 1)"),
         (["--set", "n_embed=65"], "--set n_embed=65: n_embed (65) must be divisible by n_head (2)"),
-        (["--set", "block_size=10000000"], "block_size (10000000) must be shorter than the validation split"),
+        (
+            ["--set", "block_size=10000000"],
+            "block_size (10000000) must be shorter than the validation split",
+        ),
         (["--profile", "huge"], "unknown profile 'huge'"),
         (["--data", "/nonexistent/corpus.txt"], "/nonexistent/corpus.txt"),
     ]:
-        r = sweep("baseline", "--profile", "smoke", "--data", str(corpus_path), *args, "--tracking-uri", store)
+        r = sweep(
+            "baseline",
+            "--profile",
+            "smoke",
+            "--data",
+            str(corpus_path),
+            *args,
+            "--tracking-uri",
+            store,
+        )
         assert r.exit_code == 2, (args, r.output)
         assert message in one_error_line(r), args
-    db = Path(store[len("sqlite:///"):])
+    db = Path(store[len("sqlite:///") :])
     if db.exists():
         assert T.Tracker(store, "char-gpt").search() == []
 
@@ -109,7 +154,9 @@ def test_unreachable_tracking_server():
     port = services.free_port()
     r = sweep("ablate", "--knob", "dropout", "--tracking-uri", f"http://127.0.0.1:{port}")
     assert r.exit_code == 2
-    assert f"cannot reach the MLflow tracking server at http://127.0.0.1:{port}" in one_error_line(r)
+    assert f"cannot reach the MLflow tracking server at http://127.0.0.1:{port}" in one_error_line(
+        r
+    )
 
 
 def _sweep_process(args: list[str], cwd: Path) -> subprocess.Popen:
@@ -123,12 +170,17 @@ def _sweep_process(args: list[str], cwd: Path) -> subprocess.Popen:
     )
 
 
-def _wait_for_running_child(tracker: T.Tracker, proc: subprocess.Popen, timeout: float = 120.0) -> T.RunInfo:
+def _wait_for_running_child(
+    tracker: T.Tracker, proc: subprocess.Popen, timeout: float = 120.0
+) -> T.RunInfo:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stdout.read()
         for run in tracker.search("attributes.status = 'RUNNING'"):
-            if run.tags.get(T.TAG_ROLE) in ("ablation-run", "baseline") and "val_loss" in run.metrics:
+            if (
+                run.tags.get(T.TAG_ROLE) in ("ablation-run", "baseline")
+                and "val_loss" in run.metrics
+            ):
                 return run
         time.sleep(0.05)
     raise AssertionError("no run reached its first eval in time")
@@ -136,7 +188,19 @@ def _wait_for_running_child(tracker: T.Tracker, proc: subprocess.Popen, timeout:
 
 def test_ctrl_c_ends_the_run_killed_and_exits_130(store, corpus_path, tmp_path):
     proc = _sweep_process(
-        ["baseline", "--profile", "smoke", "--set", "max_steps=5000", "--set", "eval_every=5", "--data", str(corpus_path), "--tracking-uri", store],
+        [
+            "baseline",
+            "--profile",
+            "smoke",
+            "--set",
+            "max_steps=5000",
+            "--set",
+            "eval_every=5",
+            "--data",
+            str(corpus_path),
+            "--tracking-uri",
+            store,
+        ],
         tmp_path,
     )
     tracker = T.Tracker(store, "char-gpt")
@@ -152,7 +216,9 @@ def test_ctrl_c_ends_the_run_killed_and_exits_130(store, corpus_path, tmp_path):
 
 def test_a_run_left_running_by_a_killed_process_is_ended_and_trained_again(recorded, tmp_path):
     tracker = T.Tracker(recorded, "char-gpt")
-    proc = _sweep_process(["ablate", "--knob", "max_steps", "--values", "3000", "--tracking-uri", recorded], tmp_path)
+    proc = _sweep_process(
+        ["ablate", "--knob", "max_steps", "--values", "3000", "--tracking-uri", recorded], tmp_path
+    )
     stale = _wait_for_running_child(tracker, proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(30)
@@ -161,7 +227,9 @@ def test_a_run_left_running_by_a_killed_process_is_ended_and_trained_again(recor
     # Resume with fewer steps would be another config; the same command must re-train 3000.
     # Keep the test short: re-run the same value but stop it at its first eval with SIGINT
     # after checking the stale run was reaped.
-    proc = _sweep_process(["ablate", "--knob", "max_steps", "--values", "3000", "--tracking-uri", recorded], tmp_path)
+    proc = _sweep_process(
+        ["ablate", "--knob", "max_steps", "--values", "3000", "--tracking-uri", recorded], tmp_path
+    )
     deadline = time.monotonic() + 120
     while tracker.get_run(stale.run_id).status == "RUNNING":
         assert time.monotonic() < deadline and proc.poll() is None
@@ -178,10 +246,21 @@ def test_a_run_left_running_by_a_killed_process_is_ended_and_trained_again(recor
 
 
 @pytest.mark.slow
-def test_the_same_flow_against_a_real_mlflow_server(mlflow_server, corpus_path, tmp_path, monkeypatch):
+def test_the_same_flow_against_a_real_mlflow_server(
+    mlflow_server, corpus_path, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)  # tables of a remote store are written to the current directory
     uri = mlflow_server
-    r = sweep("baseline", "--profile", "smoke", *SMOKE_SET, "--data", str(corpus_path), "--tracking-uri", uri)
+    r = sweep(
+        "baseline",
+        "--profile",
+        "smoke",
+        *SMOKE_SET,
+        "--data",
+        str(corpus_path),
+        "--tracking-uri",
+        uri,
+    )
     assert r.exit_code == 0, r.output
     r = sweep("ablate", "--knob", "dropout", "--values", "0.0,0.2", "--tracking-uri", uri)
     assert r.exit_code == 0, r.output
@@ -214,12 +293,18 @@ def test_live_progress_on_a_terminal_and_quiet_lines_otherwise():
         p.run_start("dropout=0.2", 40)
         for step in range(1, 41):
             p.step(step, 3.0, 1000.0)
-        p.run_end("dropout=0.2", "complete", {"best_val_loss": 2.5, "best_val_ppl": 12.18, "best_step": 40, "wall_s": 1.0})
+        p.run_end(
+            "dropout=0.2",
+            "complete",
+            {"best_val_loss": 2.5, "best_val_ppl": 12.18, "best_step": 40, "wall_s": 1.0},
+        )
     frames = [f for f in live.getvalue().split("\r\x1b[2K") if f]
     assert frames[0].startswith("[1/2] dropout=0.2 [") and "step 1/40" in frames[0]
     assert any("step 40/40" in f and "eta    0s" in f for f in frames)
     assert not any("step 41" in f for f in frames)
-    assert plain.getvalue() == "[1/2] dropout=0.2: best val_loss 2.5000 (ppl 12.18) at step 40, 1.0s\n"
+    assert (
+        plain.getvalue() == "[1/2] dropout=0.2: best val_loss 2.5000 (ppl 12.18) at step 40, 1.0s\n"
+    )
 
 
 def test_reading_commands_do_not_create_a_store(tmp_path, monkeypatch):

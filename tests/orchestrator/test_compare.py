@@ -36,14 +36,39 @@ def test_verdict_matches_welch_by_hand():
 
 
 def _run(i, loss, state="complete", status="FINISHED", **tags):
-    metrics = {} if loss is None else {"best_val_loss": loss, "best_val_ppl": math.exp(loss), "final_train_loss": loss - 0.1, "final_val_loss": loss + 0.01, "best_step": 30.0, "train_tokens_per_s": 1000.0, "wall_s": 1.0, "params": 100.0}
+    metrics = (
+        {}
+        if loss is None
+        else {
+            "best_val_loss": loss,
+            "best_val_ppl": math.exp(loss),
+            "final_train_loss": loss - 0.1,
+            "final_val_loss": loss + 0.01,
+            "best_step": 30.0,
+            "train_tokens_per_s": 1000.0,
+            "wall_s": 1.0,
+            "params": 100.0,
+        }
+    )
     return RunInfo(f"r{i}", f"run{i}", status, {}, metrics, {"sweep.state": state, **tags}, 0, "")
 
 
 def test_table_numbers_deltas_and_failed_rows():
     base = Group("dropout", "0.1", [_run(0, 2.0), _run(1, 2.2)], is_baseline=True)
     better = Group("dropout", "0.0", [_run(2, 1.5), _run(3, 1.6)])
-    failed = Group("dropout", "0.9", [_run(4, None, state="failed", status="FAILED", **{"sweep.reason": "non-finite loss (nan) at step 7"})])
+    failed = Group(
+        "dropout",
+        "0.9",
+        [
+            _run(
+                4,
+                None,
+                state="failed",
+                status="FAILED",
+                **{"sweep.reason": "non-finite loss (nan) at step 7"},
+            )
+        ],
+    )
     df = build_table(base, [better, failed])
     assert list(df["value"]) == ["0.1", "0.0", "0.9"]
     assert df.loc[0, "verdict"] == "baseline"

@@ -5,15 +5,30 @@ from orchestrator.errors import UserError
 
 
 def test_profiles_ship_with_the_package_and_carry_the_course_numbers():
-    assert {"smoke", "baseline", "cpu-safe", "mid-gpu", "memory-tight", "next-level"} <= set(profile_names())
+    assert {"smoke", "baseline", "cpu-safe", "mid-gpu", "memory-tight", "next-level"} <= set(
+        profile_names()
+    )
     cfg = build("baseline", {})
-    assert (cfg.train.max_steps, cfg.gpt.block_size, cfg.gpt.n_layer, cfg.gpt.n_embed, cfg.gpt.dropout) == (1000, 128, 4, 256, 0.1)
+    assert (
+        cfg.train.max_steps,
+        cfg.gpt.block_size,
+        cfg.gpt.n_layer,
+        cfg.gpt.n_embed,
+        cfg.gpt.dropout,
+    ) == (1000, 128, 4, 256, 0.1)
     nxt = build("next-level", {})
-    assert (nxt.train.grad_accum_steps, nxt.train.schedule, nxt.train.warmup_steps, nxt.train.max_steps) == (2, "cosine", 200, 6000)
+    assert (
+        nxt.train.grad_accum_steps,
+        nxt.train.schedule,
+        nxt.train.warmup_steps,
+        nxt.train.max_steps,
+    ) == (2, "cosine", 200, 6000)
 
 
 def test_overrides_are_typed_and_the_notes_aliases_work():
-    cfg = build("smoke", parse_overrides(["n_layer=3", "dropout=0.2", "val_every=5", "use_cosine=true"]))
+    cfg = build(
+        "smoke", parse_overrides(["n_layer=3", "dropout=0.2", "val_every=5", "use_cosine=true"])
+    )
     assert cfg.gpt.n_layer == 3 and cfg.gpt.dropout == 0.2
     assert cfg.train.eval_every == 5 and cfg.train.schedule == "cosine"
 
@@ -68,10 +83,15 @@ def test_the_ready_to_run_command_trains_exactly_that_config(tmp_path):
     from orchestrator.config import baseline_command
 
     corpus = tmp_path / "my corpus.txt"
-    cfg = build("cpu-safe", parse_overrides(["dropout=0.25", "n_layer=6", "seed=7"]), data=str(corpus))
+    cfg = build(
+        "cpu-safe", parse_overrides(["dropout=0.25", "n_layer=6", "seed=7"]), data=str(corpus)
+    )
     cmd = baseline_command(cfg, seeds=3)
     args = shlex.split(cmd)
-    assert args[:4] == ["sweep", "baseline", "--profile", "cpu-safe"] and args[-2:] == ["--seeds", "3"]
+    assert args[:4] == ["sweep", "baseline", "--profile", "cpu-safe"] and args[-2:] == [
+        "--seeds",
+        "3",
+    ]
     sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
     assert sorted(sets) == ["dropout=0.25", "n_layer=6", "seed=7"]
     data = args[args.index("--data") + 1]

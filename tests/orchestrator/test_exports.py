@@ -13,8 +13,27 @@ from orchestrator.cli import app
 from orchestrator.compare import FORMATS
 
 runner = CliRunner()
-NUMERIC = ["seeds", "best_val_loss", "best_val_loss_std", "delta", "delta_pct", "best_val_ppl", "final_train_loss", "best_step", "wall_s", "params", "p_value"]
-SUFFIX = {"table": "txt", "md": "md", "csv": "csv", "json": "json", "html": "html", "parquet": "parquet"}
+NUMERIC = [
+    "seeds",
+    "best_val_loss",
+    "best_val_loss_std",
+    "delta",
+    "delta_pct",
+    "best_val_ppl",
+    "final_train_loss",
+    "best_step",
+    "wall_s",
+    "params",
+    "p_value",
+]
+SUFFIX = {
+    "table": "txt",
+    "md": "md",
+    "csv": "csv",
+    "json": "json",
+    "html": "html",
+    "parquet": "parquet",
+}
 
 
 def _tracker(store):
@@ -42,7 +61,9 @@ def test_every_format_is_written(smoke_store, tmp_path):  # noqa: F811
     df = _frame(smoke_store)
     for fmt in FORMATS:
         out = tmp_path / f"table.{SUFFIX[fmt]}"
-        res = runner.invoke(app, ["table", "--tracking-uri", smoke_store.uri, "--knob", "dropout", "-o", str(out)])
+        res = runner.invoke(
+            app, ["table", "--tracking-uri", smoke_store.uri, "--knob", "dropout", "-o", str(out)]
+        )
         assert res.exit_code == 0, (fmt, res.output)
         assert f"({fmt}, {len(df)} rows)" in res.output
         data = out.read_bytes()
@@ -58,7 +79,20 @@ def test_every_format_is_written(smoke_store, tmp_path):  # noqa: F811
 def test_data_formats_round_trip(smoke_store, tmp_path, fmt):  # noqa: F811
     df = _frame(smoke_store)
     out = tmp_path / f"table.{fmt}"
-    res = runner.invoke(app, ["table", "--tracking-uri", smoke_store.uri, "--sweep", smoke_store.sweep_id, "--format", fmt, "-o", str(out)])
+    res = runner.invoke(
+        app,
+        [
+            "table",
+            "--tracking-uri",
+            smoke_store.uri,
+            "--sweep",
+            smoke_store.sweep_id,
+            "--format",
+            fmt,
+            "-o",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     back = _read(out, fmt)
     assert list(back.columns) == list(df.columns)
@@ -66,14 +100,22 @@ def test_data_formats_round_trip(smoke_store, tmp_path, fmt):  # noqa: F811
     assert back["verdict"].tolist() == df["verdict"].tolist()
     assert back["run_ids"].tolist() == df["run_ids"].tolist()
     for col in NUMERIC:
-        pd.testing.assert_series_equal(back[col].astype(float), df[col].astype(float), check_exact=False, rtol=1e-12, check_names=False)
+        pd.testing.assert_series_equal(
+            back[col].astype(float),
+            df[col].astype(float),
+            check_exact=False,
+            rtol=1e-12,
+            check_names=False,
+        )
 
 
 def test_table_numbers_are_the_mlflow_metrics(smoke_store, tmp_path):  # noqa: F811
     """The exported mean best val loss of each row is the mean of its runs' MLflow metric."""
     tracker = _tracker(smoke_store)
     out = tmp_path / "table.csv"
-    res = runner.invoke(app, ["table", "--tracking-uri", smoke_store.uri, "--knob", "dropout", "-o", str(out)])
+    res = runner.invoke(
+        app, ["table", "--tracking-uri", smoke_store.uri, "--knob", "dropout", "-o", str(out)]
+    )
     assert res.exit_code == 0, res.output
     back = pd.read_csv(out, dtype={"value": str})
     for _, row in back.iterrows():

@@ -14,7 +14,9 @@ runner = CliRunner()
 
 
 def _plot(store, *args: str):
-    return runner.invoke(app, ["plot", "--tracking-uri", store.uri, "--experiment", store.experiment, *args])
+    return runner.invoke(
+        app, ["plot", "--tracking-uri", store.uri, "--experiment", store.experiment, *args]
+    )
 
 
 def test_plot_writes_valid_pngs_and_attaches_them(smoke_store, tmp_path):  # noqa: F811
@@ -67,7 +69,9 @@ def _search_store(tmp_path: Path, with_journal: bool):
     tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "search-test")
     parent = tracker.create_run("search:demo", tags={T.TAG_ROLE: "search", T.TAG_STUDY: "demo"})
     for n in range(4):
-        child = tracker.create_run(f"trial-{n}", parent_id=parent, tags={T.TAG_ROLE: "search-trial", T.TAG_TRIAL: str(n)})
+        child = tracker.create_run(
+            f"trial-{n}", parent_id=parent, tags={T.TAG_ROLE: "search-trial", T.TAG_TRIAL: str(n)}
+        )
         for step in (10, 20, 30):
             tracker.log_metrics(child, {"val_loss": 3.0 - 0.01 * step * (n + 1) / 4}, step)
         tracker.end_run(child, "FINISHED", "complete")
@@ -80,7 +84,13 @@ def _search_store(tmp_path: Path, with_journal: bool):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         storage = JournalStorage(JournalFileBackend(str(tmp_path / "optuna-journal.log")))
         study = optuna.create_study(study_name="demo", storage=storage)
-        study.optimize(lambda t: (t.suggest_float("dropout", 0, 0.3) - 0.1) ** 2 + t.suggest_int("n_layer", 1, 4) * 0.01, n_trials=8)
+        study.optimize(
+            lambda t: (
+                (t.suggest_float("dropout", 0, 0.3) - 0.1) ** 2
+                + t.suggest_int("n_layer", 1, 4) * 0.01
+            ),
+            n_trials=8,
+        )
     return tracker, tracker.get_run(parent)
 
 
@@ -90,7 +100,12 @@ def test_search_figures_come_from_the_optuna_study(tmp_path):
     tracker, parent = _search_store(tmp_path, with_journal=True)
     res = plot_sweep(tracker, parent, tmp_path / "out")
     names = sorted(p.name for p in res.paths)
-    assert names == ["optimization_history.png", "parallel_coordinate.png", "param_importances.png", "val-loss.png"], res.notes
+    assert names == [
+        "optimization_history.png",
+        "parallel_coordinate.png",
+        "param_importances.png",
+        "val-loss.png",
+    ], res.notes
     for p in res.paths:
         w, h = png_size(p)
         assert w >= 400 and h >= 300

@@ -21,7 +21,9 @@ def _table(store):
 
 
 def _report(store, *args):
-    return runner.invoke(app, ["report", "--tracking-uri", store.uri, "--experiment", store.experiment, *args])
+    return runner.invoke(
+        app, ["report", "--tracking-uri", store.uri, "--experiment", store.experiment, *args]
+    )
 
 
 def test_html_report_is_one_file_with_every_row_and_figure(smoke_store, tmp_path):  # noqa: F811
@@ -32,9 +34,12 @@ def test_html_report_is_one_file_with_every_row_and_figure(smoke_store, tmp_path
     df = _table(smoke_store)
     rows = re.findall(r"<tr>.*?</tr>", text.replace("\n", ""), flags=re.S)
     for value, verdict in zip(df["value"], df["verdict"], strict=True):
-        assert any(f"<td>{value}</td>" in r and f"<td>{verdict}</td>" in r for r in rows), (value, verdict)
+        assert any(f"<td>{value}</td>" in r and f"<td>{verdict}</td>" in r for r in rows), (
+            value,
+            verdict,
+        )
     assert text.count("data:image/png;base64,") == 2  # curves + deltas, embedded
-    assert "<img" in text and 'src="data:image/png;base64,' in text and ".png\"" not in text
+    assert "<img" in text and 'src="data:image/png;base64,' in text and '.png"' not in text
     assert "dataset.sha256" in text and "dropout" in text  # baseline config and dataset
     assert "sweep baseline --profile smoke" in text and "--set dropout=0.2" in text
     assert text.count("samples/step-30.txt") == 2  # baseline's and best variant's last samples
@@ -49,7 +54,11 @@ def test_markdown_report_references_pngs_beside_it(smoke_store, tmp_path):  # no
     df = _table(smoke_store)
     lines = [ln for ln in text.splitlines() if ln.startswith("| dropout")]
     for value, verdict in zip(df["value"], df["verdict"], strict=True):
-        assert any(f"| {value} " in ln and f" {verdict} " in ln for ln in lines), (value, verdict, lines)
+        assert any(f"| {value} " in ln and f" {verdict} " in ln for ln in lines), (
+            value,
+            verdict,
+            lines,
+        )
     refs = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", text)
     assert len(refs) == 2
     for ref in refs:

@@ -40,8 +40,15 @@ def optuna_db(pg_admin_url):
 def setup(tmp_path, server, corpus_path, max_steps):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(corpus_path.read_text(encoding="utf-8")[:60_000], encoding="utf-8")
-    tiny = {"max_steps": str(max_steps), "eval_every": "4", "eval_iters": "2", "batch_size": "8",
-            "block_size": "16", "n_embed": "32", "max_new_tokens": "16"}
+    tiny = {
+        "max_steps": str(max_steps),
+        "eval_every": "4",
+        "eval_iters": "2",
+        "batch_size": "8",
+        "block_size": "16",
+        "n_embed": "32",
+        "max_new_tokens": "16",
+    }
     tracker = Tracker(server, "char-gpt")
     assert record_baseline(tracker, build("smoke", tiny, data=str(corpus))).ok
     space = tmp_path / "space.toml"
@@ -50,8 +57,24 @@ def setup(tmp_path, server, corpus_path, max_steps):
 
 
 def launch(tmp_path, name, server, storage, space, trials):
-    cmd = [sys.executable, "-m", "orchestrator.cli", "search", "--trials", str(trials), "--space", str(space),
-           "--study", "shared", "--storage", storage, "--tracking-uri", server, "--pruner", "none"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "orchestrator.cli",
+        "search",
+        "--trials",
+        str(trials),
+        "--space",
+        str(space),
+        "--study",
+        "shared",
+        "--storage",
+        storage,
+        "--tracking-uri",
+        server,
+        "--pruner",
+        "none",
+    ]
     env = {**os.environ, "SWEEP_HEARTBEAT_S": "1"}
     log = open(tmp_path / f"{name}.log", "w")  # noqa: SIM115 (closed with the process)
     return subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT), log
@@ -75,7 +98,9 @@ def parent_of(tracker):
     return parents[0]
 
 
-def test_two_processes_join_one_study_on_postgresql(tmp_path, mlflow_server_pg, optuna_db, corpus_path):
+def test_two_processes_join_one_study_on_postgresql(
+    tmp_path, mlflow_server_pg, optuna_db, corpus_path
+):
     tracker, space = setup(tmp_path, mlflow_server_pg, corpus_path, max_steps=12)
     n = 4
     procs = [launch(tmp_path, f"w{i}", mlflow_server_pg, optuna_db, space, n) for i in range(2)]
@@ -110,7 +135,9 @@ def test_a_worker_killed_mid_trial_is_failed_by_heartbeat_retried_and_its_run_ki
     deadline = time.monotonic() + 120
     while killed_run is None and time.monotonic() < deadline:
         assert victim.poll() is None, (tmp_path / "victim.log").read_text()
-        for run in tracker.search(f"tags.`{T.TAG_ROLE}` = 'search-trial' and attributes.status = 'RUNNING'"):
+        for run in tracker.search(
+            f"tags.`{T.TAG_ROLE}` = 'search-trial' and attributes.status = 'RUNNING'"
+        ):
             if run.tags.get(T.TAG_PID) == str(victim.pid) and "val_loss" in run.metrics:
                 killed_run = run
                 break
@@ -134,7 +161,11 @@ def test_a_worker_killed_mid_trial_is_failed_by_heartbeat_retried_and_its_run_ki
     assert len(trials) == n and all(t.state == TrialState.COMPLETE for t in trials)
 
     run = tracker.get_run(killed_run.run_id)
-    assert run.status == "KILLED" and run.state == "killed" and "died mid-trial" in run.tags[T.TAG_REASON]
+    assert (
+        run.status == "KILLED"
+        and run.state == "killed"
+        and "died mid-trial" in run.tags[T.TAG_REASON]
+    )
     children = tracker.children(parent_of(tracker).run_id)
     finished = [r for r in children if r.run_id != killed_run.run_id]
     assert Counter(int(r.tags[T.TAG_TRIAL]) for r in finished) == Counter(t.number for t in trials)

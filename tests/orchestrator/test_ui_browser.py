@@ -16,8 +16,14 @@ from smoke_store import smoke_store  # noqa: F401  (fixture)
 
 SWEEP = str(Path(sys.executable).with_name("sweep"))
 CHROMIUM_FLAGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--window-size=1600,1000",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1600,1000",
 ]
 
 
@@ -49,8 +55,12 @@ def _alive(pid: int) -> bool:
 def _start_ui(store, tmp_path: Path):
     port = services.free_port()
     log = open(tmp_path / "ui.log", "w")  # noqa: SIM115  (closed by the caller)
-    proc = subprocess.Popen([SWEEP, "ui", "--port", str(port), "--tracking-uri", store.uri],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [SWEEP, "ui", "--port", str(port), "--tracking-uri", store.uri],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     if not services.wait_http_ok(f"{url}/health", timeout=90, proc=proc):
         services.stop_process(proc)
@@ -112,20 +122,30 @@ def test_mlflow_ui_shows_the_sweep_in_chromium(smoke_store, tmp_path, chromium_p
 
         # The experiment's runs: the baseline and the ablation parent, top level.
         driver.get(f"{url}/#/experiments/{exp}/runs")
-        parent_link = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, f'a[href$="/runs/{smoke_store.sweep_id}"]')))
+        parent_link = wait.until(
+            EC.presence_of_element_located(
+                (By.CSS_SELECTOR, f'a[href$="/runs/{smoke_store.sweep_id}"]')
+            )
+        )
         wait.until(lambda d: "baseline" in body() and "ablate:dropout" in body())
         assert parent_link.text == "ablate:dropout"
         # Nested runs are collapsed: expand the parent's row with its [+] button.
         row = parent_link.find_element(By.XPATH, "./ancestor::div[contains(@class,'ag-cell')][1]")
-        row.find_element(By.CSS_SELECTOR, 'button[data-component-id*="runnamecellrenderer"]').click()
+        row.find_element(
+            By.CSS_SELECTOR, 'button[data-component-id*="runnamecellrenderer"]'
+        ).click()
         for r in children:
-            link = wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, f'a[href$="/runs/{r.run_id}"]')))
+            link = wait.until(
+                EC.visibility_of_element_located((By.CSS_SELECTOR, f'a[href$="/runs/{r.run_id}"]'))
+            )
             assert link.text == r.name and r.name.startswith("dropout=")
         driver.save_screenshot(str(tmp_path / "runs.png"))
 
         # One child run: its params and its val_loss metric.
         driver.get(f"{url}/#/experiments/{exp}/runs/{child.run_id}")
-        wait.until(lambda d: child.name in body() and "val_loss" in body() and "Parameters" in body())
+        wait.until(
+            lambda d: child.name in body() and "val_loss" in body() and "Parameters" in body()
+        )
         text = body()
         assert "\ndropout\n" + child.params["dropout"] in text
         assert "\nval_loss\n" in text and "best_val_loss" in text
@@ -135,13 +155,17 @@ def test_mlflow_ui_shows_the_sweep_in_chromium(smoke_store, tmp_path, chromium_p
         driver.get(f"{url}/#/experiments/{exp}/runs/{child.run_id}/artifacts")
         node = '[data-testid="artifact-tree-node"][artifact-name="{}"]'
         wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, node.format("samples"))))
-        wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, node.format("checkpoints")))).click()
+        wait.until(
+            EC.element_to_be_clickable((By.CSS_SELECTOR, node.format("checkpoints")))
+        ).click()
         wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, node.format("best.pt"))))
         driver.save_screenshot(str(tmp_path / "artifacts.png"))
         assert (tmp_path / "artifacts.png").stat().st_size > 10_000
         if os.environ.get("SWEEP_KEEP_SCREENSHOTS"):
             for name in ("runs.png", "run.png", "artifacts.png"):
-                Path(os.environ["SWEEP_KEEP_SCREENSHOTS"], name).write_bytes((tmp_path / name).read_bytes())
+                Path(os.environ["SWEEP_KEEP_SCREENSHOTS"], name).write_bytes(
+                    (tmp_path / name).read_bytes()
+                )
     finally:
         if driver is not None:
             driver.quit()
