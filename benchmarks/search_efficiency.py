@@ -25,10 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import optuna
 from tabulate import tabulate
 
+from model.data import Dataset, resolve_corpus
 from model.train import Trainer, TrainerHooks
 from orchestrator.config import build
-from orchestrator.runner import load_dataset
-from orchestrator.search import OptunaHooks, make_pruner
+from orchestrator.search.objective import OptunaHooks
+from orchestrator.search.samplers import make_pruner
 
 GRID = {"dropout": [0.0, 0.1, 0.2], "n_layer": [1, 2, 3], "lr": [3e-4, 1e-3, 3e-3]}
 SHAPE = {
@@ -116,7 +117,7 @@ def main() -> None:
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     base = build("smoke", dict(SHAPE), data=args.data)
-    dataset = load_dataset(base.data)
+    dataset = Dataset(resolve_corpus(base.data))
     print(
         f"space: {' x '.join(f'{k} {v}' for k, v in GRID.items())}; {base.train.max_steps} steps per full trial; "
         f"corpus {dataset.corpus.name}",

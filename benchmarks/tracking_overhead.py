@@ -1,6 +1,6 @@
 """What MLflow logging costs: the same run with tracking on and off.
 
-Tracking on = orchestrator.runner.train_run into a fresh SQLite store (params, dataset,
+Tracking on = orchestrator.runner.Runner.train into a fresh SQLite store (params, dataset,
 per-eval metrics, samples, best checkpoint, summary, run lifecycle). Tracking off = the
 bare Trainer with the same config, hooks and sampling aside. Runs alternate (off, on, off,
 on, ...) so drift on a shared machine hits both sides; medians and their ratio are printed.
@@ -68,7 +68,7 @@ def main() -> None:
     from model.train import Trainer
     from orchestrator.config import build
     from orchestrator.progress import Progress
-    from orchestrator.runner import load_dataset, train_run
+    from orchestrator.runner import Runner
     from orchestrator.tracking import Tracker
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -77,13 +77,12 @@ def main() -> None:
         {"max_steps": str(args.steps), "eval_every": str(args.eval_every)},
         data=corpus_spec(),
     )
-    dataset = load_dataset(cfg.data)
     quiet = Progress(live=False, stream=open("/dev/null", "w"))  # noqa: SIM115
 
     with tempfile.TemporaryDirectory() as tmp:
-        tracker = Tracker(
-            f"sqlite:///{tmp}/mlflow.db", "overhead"
-        )  # store set up once, as in a sweep
+        tracker = Tracker(f"sqlite:///{tmp}/mlflow.db", "overhead")  # set up once, as in a sweep
+        runner = Runner(tracker, quiet)
+        dataset = runner.dataset(cfg.data)
 
         def off() -> float:
             with tempfile.TemporaryDirectory() as out:
@@ -95,7 +94,7 @@ def main() -> None:
 
         def on() -> float:
             t0 = time.perf_counter()
-            train_run(tracker, cfg, name="overhead", progress=quiet)
+            runner.train(cfg, "overhead")
             return time.perf_counter() - t0
 
         off(), on()  # warm-up: first-call costs (allocator, kernels, SQLAlchemy) out of the medians

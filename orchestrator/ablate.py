@@ -7,128 +7,20 @@ and seed are kept, runs left RUNNING by a dead process are ended KILLED and trai
 
 from __future__ import annotations
 
-import tomllib
-from collections.abc import Callable
-from dataclasses import dataclass
-from importlib import resources
+from dataclasses import dataclass, replace
 from typing import Any
 
 from model.errors import ConfigError
 
 from . import tracking as T
-from .baseline import baseline_config, baseline_seeds
-from .config import RunConfig, coerce
+from .baseline import baseline_config, seed_list
+from .config import RunConfig
 from .errors import UserError
+from .knobs import Knob, default_values, knob_or_error, value_label
 from .progress import Progress
-from .runner import Outcome, parent_run, train_run
-
-
-def heads_for(n_embed: int, n_head: int) -> int:
-    """The notes' rule: keep n_head when it divides the width, else the largest divisor below it."""
-    for h in range(min(n_head, n_embed), 0, -1):
-        if n_embed % h == 0:
-            return h
-    return 1
-
-
-@dataclass(frozen=True)
-class Knob:
-    name: str
-    help: str
-    changes: Callable[[Any, RunConfig], dict[str, Any]]
-    current: Callable[[RunConfig], str]
-    parse: Callable[[Any], Any]
-
-
-def _single(key: str, help: str) -> Knob:
-    return Knob(
-        name=key,
-        help=help,
-        changes=lambda v, base: {key: v},
-        current=lambda cfg: label(getattr_flat(cfg, key)),
-        parse=lambda raw: coerce(key, raw),
-    )
-
-
-def getattr_flat(cfg: RunConfig, key: str) -> Any:
-    return cfg.to_flat()[key]
-
-
-def label(value: Any) -> str:
-    return repr(value) if isinstance(value, float) else str(value)
-
-
-def _parse_depth_width(raw: Any) -> tuple[int, int]:
-    text = str(raw).lower().replace(" ", "")
-    try:
-        depth, width = text.split("x")
-        return int(depth), int(width)
-    except ValueError:
-        raise ConfigError(
-            "depth-width", f"depth-width values look like 6x384 (n_layer x n_embed), got {raw!r}"
-        ) from None
-
-
-KNOBS: dict[str, Knob] = {
-    k.name: k
-    for k in [
-        _single("dropout", "dropout probability (the notes: 0.0 to 0.2)"),
-        _single("max_steps", "training steps"),
-        _single("block_size", "context length"),
-        _single("n_layer", "transformer depth"),
-        Knob(
-            "n_embed",
-            "width; n_head is kept when it divides the width, else the largest divisor below it",
-            changes=lambda v, base: {"n_embed": v, "n_head": heads_for(v, base.gpt.n_head)},
-            current=lambda cfg: str(cfg.gpt.n_embed),
-            parse=lambda raw: coerce("n_embed", raw),
-        ),
-        Knob(
-            "depth-width",
-            "n_layer x n_embed together, as the notes' 6x384",
-            changes=lambda v, base: {
-                "n_layer": v[0],
-                "n_embed": v[1],
-                "n_head": heads_for(v[1], base.gpt.n_head),
-            },
-            current=lambda cfg: f"{cfg.gpt.n_layer}x{cfg.gpt.n_embed}",
-            parse=_parse_depth_width,
-        ),
-        _single("n_head", "attention heads"),
-        _single("lr", "peak learning rate"),
-        _single("schedule", "constant or cosine (warmup + cosine to 10%)"),
-        _single("warmup_steps", "linear warmup steps"),
-        _single("batch_size", "sequences per optimizer step"),
-        _single("grad_accum_steps", "micro-batches per optimizer step"),
-        _single("amp", "mixed precision: off, bf16, fp16, auto"),
-        _single("weight_decay", "AdamW weight decay"),
-        _single("grad_clip", "gradient norm clip (0 = off)"),
-    ]
-}
-
-
-def knob_or_error(name: str) -> Knob:
-    if name not in KNOBS:
-        raise UserError(f"unknown knob '{name}'; known knobs: {', '.join(KNOBS)}")
-    return KNOBS[name]
-
-
-def default_values(knob: str) -> list[Any]:
-    doc = tomllib.loads(
-        resources.files("experiments").joinpath("knobs.toml").read_text(encoding="utf-8")
-    )
-    values = doc.get("knobs", doc).get(knob)
-    if not values:
-        raise UserError(
-            f"no default values for knob '{knob}' in experiments/knobs.toml; pass --values"
-        )
-    return list(values)
-
-
-def value_label(knob: Knob, value: Any) -> str:
-    if knob.name == "depth-width":
-        return f"{value[0]}x{value[1]}"
-    return label(value)
+from .results.table import Settings
+from .runner import Outcome, Runner, parent_run
+from .tracking import Role, RunState
 
 
 @dataclass
@@ -172,20 +64,69 @@ def split_values(values: str | None) -> list[str] | None:
     return items
 
 
-def find_parent(tracker: T.Tracker, knob: str, baseline_id: str) -> T.RunInfo | None:
-    runs = tracker.search(
-        f"tags.`{T.TAG_ROLE}` = 'ablation' and tags.`{T.TAG_KNOB}` = '{knob}' "
-        f"and tags.`{T.TAG_BASELINE}` = '{baseline_id}'"
-    )
-    return runs[0] if runs else None
-
-
 @dataclass
 class AblationResult:
     parent_id: str
     trained: list[Outcome]
     skipped: list[str]
     stand_ins: list[str]
+    looks: int = 0  # seeds-until-clear looks taken (0: a fixed number of seeds)
+
+
+def open_parent(
+    tracker: T.Tracker,
+    knob: Knob,
+    baseline: T.RunInfo,
+    base: RunConfig,
+    settings: Settings,
+    progress: Progress,
+) -> tuple[str, list[T.RunInfo]]:
+    """The ablation's parent run (created, or reopened to resume) and its children so far."""
+    parent = T.find_ablation(tracker, knob.name, baseline.run_id)
+    if parent is None:
+        tags = {
+            T.TAG_ROLE: Role.ABLATION,
+            T.TAG_KNOB: knob.name,
+            T.TAG_BASELINE: baseline.run_id,
+            T.TAG_BASELINE_VALUE: knob.current(base),
+            **settings.tags(),
+        }
+        return tracker.create_run(f"ablate:{knob.name}", tags=tags), []
+    tracker.reopen(parent.run_id)
+    tracker.set_tags(parent.run_id, settings.tags())
+    existing = tracker.children(parent.run_id)
+    for run in T.reap_stale(tracker, existing):
+        progress.say(
+            f"{run.name}: was left RUNNING by a process that died; ended as KILLED, training it again"
+        )
+    return parent.run_id, existing
+
+
+def sequential_settings(
+    parent: T.RunInfo | None, n0: int, max_seeds: int | None, settings: Settings
+) -> Settings:
+    """The looks of --until-clear: from the seeds there are now to --max-seeds. A resumed
+    sweep keeps the looks it started with (changing them would change the levels)."""
+    recorded = Settings.recorded(parent) if parent is not None else None
+    if recorded is not None and recorded.sequential:
+        start, top = recorded.sequential
+        if max_seeds is not None and max_seeds != top:
+            raise UserError(
+                f"this ablation adds seeds up to {top} (--max-seeds {top}); it cannot change now"
+            )
+        return replace(settings, sequential=(start, top))
+    top = DEFAULT_MAX_SEEDS if max_seeds is None else max_seeds
+    if n0 < 2:
+        raise UserError(
+            "--until-clear compares seed by seed and needs a baseline with 2 or more seeds: "
+            "record one with `sweep baseline --seeds 2`"
+        )
+    if top < n0:
+        raise UserError(f"--max-seeds {top} is below the {n0} seeds there are already")
+    return replace(settings, sequential=(n0, top))
+
+
+DEFAULT_MAX_SEEDS = 10
 
 
 def run_ablation(
@@ -195,45 +136,38 @@ def run_ablation(
     seeds: int | None = None,
     baseline_id: str | None = None,
     progress: Progress | None = None,
+    *,
+    settings: Settings | None = None,
+    until_clear: bool = False,
+    max_seeds: int | None = None,
 ) -> AblationResult:
+    """Train each value against the baseline (resuming what is there), and with
+    `until_clear` add seeds to the baseline and the undecided values until every row has
+    a verdict or `max_seeds` is reached."""
     progress = progress or Progress(live=False)
+    settings = settings or Settings()
     knob = knob_or_error(knob_name)
-    if seeds is not None and seeds < 1:
-        raise UserError(f"--seeds must be at least 1 (got {seeds})")
-    baseline = tracker.find_baseline(baseline_id)
+    if max_seeds is not None and not until_clear:
+        raise UserError("--max-seeds goes with --until-clear")
+    baseline = T.find_baseline(tracker, baseline_id)
     base = baseline_config(baseline)
-    base_seeds = baseline_seeds(baseline)
-    seed_values = base_seeds if seeds is None else [base.train.seed + i for i in range(seeds)]
+    seed_values = T.baseline_seeds(baseline) if seeds is None else seed_list(base.train.seed, seeds)
     raw_values = values if values is not None else default_values(knob.name)
     plans = plan_ablation(base, knob, raw_values, seed_values)
-
-    parent = find_parent(tracker, knob.name, baseline.run_id)
-    if parent is None:
-        parent_id = tracker.create_run(
-            f"ablate:{knob.name}",
-            tags={
-                T.TAG_ROLE: "ablation",
-                T.TAG_KNOB: knob.name,
-                T.TAG_BASELINE: baseline.run_id,
-                "sweep.baseline_value": knob.current(base),
-            },
-        )
-        existing: list[T.RunInfo] = []
-    else:
-        parent_id = parent.run_id
-        tracker.reopen(parent_id)
-        existing = tracker.children(parent_id)
-        for run in tracker.reap_stale(existing):
-            progress.say(
-                f"{run.name}: was left RUNNING by a process that died; ended as KILLED, training it again"
+    if until_clear:
+        found = T.find_ablation(tracker, knob.name, baseline.run_id)
+        settings = sequential_settings(found, len(T.baseline_seeds(baseline)), max_seeds, settings)
+        if seeds is not None and seed_values != T.baseline_seeds(baseline):
+            raise UserError(
+                "--until-clear uses the baseline's seeds and adds to both sides: leave out --seeds"
             )
 
-    done = {
-        (r.name, r.tags.get(T.TAG_CONFIG_HASH))
-        for r in existing
-        if r.status == "FINISHED" and r.state == "complete"
-    }
-    todo = [p for p in plans if p.cfg is not None and (p.name, p.cfg.config_hash()) not in done]
+    runner = Runner(tracker, progress, expect_sha256=baseline.params.get("dataset.sha256"))
+    parent_id, existing = open_parent(tracker, knob, baseline, base, settings, progress)
+    # The config hash covers the seed: a (config, seed) is found whatever its run was named
+    # (`dropout=0.1` with one seed, `dropout=0.1/seed=1` with several) and never trained twice.
+    done = {r.tags.get(T.TAG_CONFIG_HASH) for r in existing if r.state is RunState.COMPLETE}
+    todo = [p for p in plans if p.cfg is not None and p.cfg.config_hash() not in done]
     skipped = [p.name for p in plans if p.cfg is not None and p not in todo]
     stand_ins = sorted({p.value for p in plans if p.cfg is None})
     for v in stand_ins:
@@ -243,21 +177,31 @@ def run_ablation(
 
     progress.sweep(len(todo))
     trained: list[Outcome] = []
+    looks = 0
     with parent_run(tracker, parent_id):
         for p in todo:
-            trained.append(
-                train_run(
-                    tracker,
-                    p.cfg,
-                    name=p.name,
-                    parent_id=parent_id,
-                    tags={T.TAG_ROLE: "ablation-run", T.TAG_KNOB: knob.name, T.TAG_VALUE: p.value},
-                    progress=progress,
-                    expect_sha256=baseline.params.get("dataset.sha256"),
-                )
+            trained.append(train_plan(runner, knob, p, parent_id))
+        if until_clear:
+            from .until_clear import add_seeds_until_clear
+
+            configs = {p.value: p.cfg for p in plans if p.cfg is not None}
+
+            def train(value: str, seed: int) -> Outcome:
+                name = f"{knob.name}={value}/seed={seed}"
+                plan = Plan(value, seed, name, configs[value].replace(seed=seed))
+                return train_plan(runner, knob, plan, parent_id)
+
+            more, looks = add_seeds_until_clear(
+                runner, baseline, parent_id, knob.name, sorted(configs), train, settings
             )
-        from .compare import attach_table, sweep_table
+            trained += more
+        from .results.table import attach_table, sweep_table
 
         attach_table(tracker, parent_id, sweep_table(tracker, tracker.get_run(parent_id)))
-    tracker.end_run(parent_id, "FINISHED", "complete")
-    return AblationResult(parent_id, trained, skipped, stand_ins)
+    tracker.end_run(parent_id, RunState.COMPLETE)
+    return AblationResult(parent_id, trained, skipped, stand_ins, looks)
+
+
+def train_plan(runner: Runner, knob: Knob, plan: Plan, parent_id: str) -> Outcome:
+    tags = {T.TAG_ROLE: Role.ABLATION_RUN, T.TAG_KNOB: knob.name, T.TAG_VALUE: plan.value}
+    return runner.train(plan.cfg, plan.name, parent_id=parent_id, tags=tags)

@@ -7,10 +7,11 @@ import statistics
 from dataclasses import dataclass
 
 from . import tracking as T
-from .config import RunConfig, from_flat
+from .config import RunConfig, from_flat, is_config_key
 from .errors import UserError
 from .progress import Progress
-from .runner import Outcome, load_dataset, parent_run, pin_corpus, run_params, train_run
+from .runner import Outcome, Runner, parent_run, run_params
+from .tracking import Role, RunState
 
 
 @dataclass
@@ -20,74 +21,67 @@ class BaselineResult:
 
     @property
     def ok(self) -> bool:
-        return all(o.state == "complete" for o in self.outcomes)
+        return all(o.state is RunState.COMPLETE for o in self.outcomes)
 
 
-def seed_list(cfg: RunConfig, seeds: int) -> list[int]:
-    return [cfg.train.seed + i for i in range(seeds)]
+def seed_list(first: int, seeds: int) -> list[int]:
+    """Seeds first, first+1, ...: ablations and confirmations reuse the baseline's list."""
+    if seeds < 1:
+        raise UserError(f"--seeds must be at least 1 (got {seeds})")
+    return [first + i for i in range(seeds)]
 
 
 def record_baseline(
     tracker: T.Tracker, cfg: RunConfig, seeds: int = 1, progress: Progress | None = None
 ) -> BaselineResult:
-    if seeds < 1:
-        raise UserError(f"--seeds must be at least 1 (got {seeds})")
-    progress = progress or Progress(live=False)
-    dataset = load_dataset(cfg.data, progress)
-    cfg = pin_corpus(cfg, dataset)
-    seed_values = seed_list(cfg, seeds)
+    seed_values = seed_list(cfg.train.seed, seeds)
+    runner = Runner(tracker, progress)
+    cfg = runner.check(cfg)  # a bad config is refused before anything is recorded
     tags = {
-        T.TAG_ROLE: "baseline",
-        "sweep.seeds": str(seeds),
-        "sweep.seed_list": ",".join(map(str, seed_values)),
+        T.TAG_ROLE: Role.BASELINE,
+        T.TAG_SEEDS: str(seeds),
+        T.TAG_SEED_LIST: ",".join(map(str, seed_values)),
     }
     if seeds == 1:
-        progress.sweep(1)
-        out = train_run(tracker, cfg, name="baseline", tags=tags, progress=progress)
+        runner.progress.sweep(1)
+        out = runner.train(cfg, "baseline", tags=tags)
         return BaselineResult(out.run_id, [out])
 
     parent = tracker.create_run("baseline", tags={**tags, T.TAG_CONFIG_HASH: cfg.config_hash()})
-    tracker.log_params(parent, run_params(cfg, dataset.identity()))
-    progress.sweep(seeds)
+    tracker.log_params(parent, run_params(cfg, runner.dataset(cfg.data).identity()))
+    runner.progress.sweep(seeds)
     outcomes: list[Outcome] = []
     with parent_run(tracker, parent):
         for s in seed_values:
-            child_cfg = cfg.replace(seed=s)
             outcomes.append(
-                train_run(
-                    tracker,
-                    child_cfg,
-                    name=f"baseline/seed={s}",
+                runner.train(
+                    cfg.replace(seed=s),
+                    f"baseline/seed={s}",
                     parent_id=parent,
-                    tags={T.TAG_ROLE: "baseline-seed"},
-                    progress=progress,
+                    tags={T.TAG_ROLE: Role.BASELINE_SEED},
                 )
             )
-    losses = [o.summary["best_val_loss"] for o in outcomes if o.state == "complete"]
-    if losses:
+    done = [o for o in outcomes if o.state is RunState.COMPLETE]
+    if done:
+        losses = [o.summary["best_val_loss"] for o in done]
         summary = {
             "best_val_loss": statistics.fmean(losses),
             "best_val_loss_std": statistics.stdev(losses) if len(losses) > 1 else 0.0,
-            "best_val_ppl": statistics.fmean(
-                o.summary["best_val_ppl"] for o in outcomes if o.state == "complete"
-            ),
+            "best_val_ppl": statistics.fmean(o.summary["best_val_ppl"] for o in done),
         }
         tracker.log_metrics(parent, {k: v for k, v in summary.items() if math.isfinite(v)}, 0)
-    failed = [o for o in outcomes if o.state != "complete"]
+    failed = [o for o in outcomes if o.state is not RunState.COMPLETE]
     if failed:
-        tracker.end_run(
-            parent, "FAILED", "failed", f"{len(failed)} of {seeds} seeds failed: {failed[0].reason}"
-        )
+        reason = f"{len(failed)} of {seeds} seeds failed: {failed[0].reason}"
+        tracker.end_run(parent, RunState.FAILED, reason)
     else:
-        tracker.end_run(parent, "FINISHED", "complete")
+        tracker.end_run(parent, RunState.COMPLETE)
     return BaselineResult(parent, outcomes)
 
 
 def baseline_config(run: T.RunInfo) -> RunConfig:
     """The config recorded with a baseline run (never re-read from a profile)."""
-    from .config import DATA_KEY, FIELDS
-
-    flat = {k: v for k, v in run.params.items() if k in FIELDS or k == DATA_KEY}
+    flat = {k: v for k, v in run.params.items() if is_config_key(k)}
     try:
         return from_flat(flat)
     except Exception as e:  # a store written by another version of the tool
@@ -96,8 +90,36 @@ def baseline_config(run: T.RunInfo) -> RunConfig:
         ) from None
 
 
-def baseline_seeds(run: T.RunInfo) -> list[int]:
-    raw = run.tags.get("sweep.seed_list")
-    if raw:
-        return [int(s) for s in raw.split(",")]
-    return [int(run.params.get("seed", "1"))]
+def add_seed(runner: Runner, baseline: T.RunInfo, seed: int) -> Outcome:
+    """Train one more seed of a seeded baseline (a child `baseline/seed=N`) and record it in
+    the baseline's seed list; a seed already trained is not trained again."""
+    tracker = runner.tracker
+    if not T.is_seeded(baseline):
+        raise UserError(
+            f"baseline {baseline.run_id} was recorded with one seed: seeds can only be added to "
+            "a baseline recorded with `--seeds 2` or more"
+        )
+    cfg = baseline_config(baseline).replace(seed=seed)
+    for run in tracker.children(baseline.run_id):
+        if run.state is RunState.COMPLETE and run.tags.get(T.TAG_CONFIG_HASH) == cfg.config_hash():
+            return Outcome(run.run_id, run.name, run.state, dict(run.metrics))
+    out = runner.train(
+        cfg,
+        f"baseline/seed={seed}",
+        parent_id=baseline.run_id,
+        tags={T.TAG_ROLE: Role.BASELINE_SEED},
+    )
+    if out.state is RunState.COMPLETE:
+        fresh = tracker.get_run(baseline.run_id)
+        seeds = sorted({*T.baseline_seeds(fresh), seed})
+        tracker.set_tags(
+            baseline.run_id,
+            {T.TAG_SEEDS: str(len(seeds)), T.TAG_SEED_LIST: ",".join(map(str, seeds))},
+        )
+        losses = [r.metrics["best_val_loss"] for r in T.baseline_members(tracker, fresh)]
+        summary = {
+            "best_val_loss": statistics.fmean(losses),
+            "best_val_loss_std": statistics.stdev(losses),
+        }
+        tracker.log_metrics(baseline.run_id, summary, len(seeds))
+    return out

@@ -46,6 +46,34 @@ def _fields() -> dict[str, tuple[str, type, Any]]:
 
 FIELDS = _fields()
 KNOWN_KEYS = sorted([*FIELDS, DATA_KEY])
+# Where and how a run executes, not what is trained: left out of the config hash, of the
+# differences a command or report shows, and of what a search may vary.
+RUN_ONLY = frozenset({"device", "save_best"})
+
+
+def is_config_key(key: str) -> bool:
+    return key in FIELDS or key == DATA_KEY
+
+
+def config_params(params: dict[str, str]) -> dict[str, str]:
+    """The configuration keys among a run's recorded params (dataset.* and others dropped)."""
+    return {k: v for k, v in params.items() if is_config_key(k)}
+
+
+def parse_bool(raw: Any) -> bool | None:
+    """true/false, yes/no, on/off, 1/0 (any case) -> bool; anything else -> None."""
+    if isinstance(raw, bool):
+        return raw
+    return {
+        "1": True,
+        "true": True,
+        "yes": True,
+        "on": True,
+        "0": False,
+        "false": False,
+        "no": False,
+        "off": False,
+    }.get(str(raw).strip().lower())
 
 
 @dataclass(frozen=True)
@@ -71,9 +99,17 @@ class RunConfig:
 
     def config_hash(self) -> str:
         """Identity of what is trained (device and checkpoint name do not change the result)."""
-        flat = {k: v for k, v in self.to_flat().items() if k not in ("device", "save_best")}
+        flat = {k: v for k, v in self.to_flat().items() if k not in RUN_ONLY}
         blob = json.dumps(flat, sort_keys=True, default=str)
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def heads_for(n_embed: int, n_head: int) -> int:
+    """The notes' rule: keep n_head when it divides the width, else the largest divisor below it."""
+    for h in range(min(n_head, n_embed), 0, -1):
+        if n_embed % h == 0:
+            return h
+    return 1
 
 
 def unknown_key_message(key: str) -> str:
@@ -92,14 +128,10 @@ def coerce(key: str, raw: Any) -> Any:
     text = raw.strip() if isinstance(raw, str) else raw
     try:
         if typ is bool:
-            if isinstance(text, bool):
-                return text
-            low = str(text).lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
+            value = parse_bool(text)
+            if value is None:
+                raise ValueError
+            return value
         if typ is int:
             if isinstance(text, bool):
                 raise ValueError
@@ -151,20 +183,14 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
         key, raw = pair.split("=", 1)
         key = normalize_key(key)
         if key == "use_cosine":  # the notes' flag
-            key, raw = "schedule", "cosine" if parse_flag(pair, raw) else "constant"
-        if key not in FIELDS and key != DATA_KEY:
+            flag = parse_bool(raw)
+            if flag is None:
+                raise UserError(f"--set {pair}: expected true or false")
+            key, raw = "schedule", "cosine" if flag else "constant"
+        if not is_config_key(key):
             raise UserError(f"--set {pair}: {unknown_key_message(key)}")
         out[key] = raw
     return out
-
-
-def parse_flag(pair: str, raw: str) -> bool:
-    low = str(raw).strip().lower()
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    raise UserError(f"--set {pair}: expected true or false")
 
 
 def profile_names() -> list[str]:
@@ -201,8 +227,13 @@ def load_profile(name_or_path: str) -> tuple[str, dict[str, Any]]:
         for k, v in items:
             k = normalize_key(k)
             if k == "use_cosine":
-                k, v = "schedule", "cosine" if v else "constant"
-            if k not in FIELDS and k != DATA_KEY:
+                flag = parse_bool(v)
+                if flag is None:
+                    raise UserError(
+                        f"profile {label}: use_cosine must be true or false (got {v!r})"
+                    )
+                k, v = "schedule", "cosine" if flag else "constant"
+            if not is_config_key(k):
                 raise UserError(f"profile {label}: {unknown_key_message(k)}")
             flat[k] = v
     return label, flat
@@ -231,9 +262,6 @@ def validated(flat: dict[str, Any], overrides: dict[str, str], origin: str) -> R
         raise UserError(f"{origin}: {e.message}") from None
 
 
-NOT_CONFIG = {"device", "save_best"}  # where and how it runs, not what is trained
-
-
 def baseline_command(cfg: RunConfig, seeds: int = 1) -> str:
     """A ready-to-run `sweep baseline` line that trains exactly `cfg`: the shipped profile it
     differs least from, one --set per difference, --data unless it is the default corpus."""
@@ -244,7 +272,7 @@ def baseline_command(cfg: RunConfig, seeds: int = 1) -> str:
             prof = build(name, {}).to_flat()
         except UserError:
             continue
-        diffs = [k for k in flat if k not in NOT_CONFIG and k != DATA_KEY and flat[k] != prof[k]]
+        diffs = [k for k in flat if k not in RUN_ONLY and k != DATA_KEY and flat[k] != prof[k]]
         if best is None or len(diffs) < len(best[1]):
             best = (name, diffs)
     if best is None:

@@ -11,3 +11,7 @@ class UserError(Exception):
 
 class NoBaselineError(UserError):
     pass
+
+
+class Interrupted(BaseException):
+    """Raised by the SIGTERM/SIGHUP handler: the run ends KILLED, like Ctrl-C."""

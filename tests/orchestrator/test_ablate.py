@@ -9,11 +9,13 @@ import pandas as pd
 import pytest
 
 from orchestrator import tracking as T
-from orchestrator.ablate import KNOBS, heads_for, plan_ablation, run_ablation
+from orchestrator.ablate import plan_ablation, run_ablation
 from orchestrator.baseline import baseline_config, record_baseline
-from orchestrator.compare import find_sweep, sweep_table
-from orchestrator.config import FIELDS
+from orchestrator.config import FIELDS, heads_for
 from orchestrator.errors import NoBaselineError, UserError
+from orchestrator.knobs import KNOBS
+from orchestrator.results.table import sweep_table
+from orchestrator.tracking import find_sweep
 
 SUMMARY = {
     "best_val_loss",

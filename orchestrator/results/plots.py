@@ -10,14 +10,15 @@ from __future__ import annotations
 import io
 import math
 import statistics
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import tracking as T
-from .compare import Group, _sort_key, sweep_groups, sweep_table, write_atomic
-from .errors import UserError
+from .. import tracking as T
+from ..errors import UserError
+from ..paths import plots_dir, run_slug
+from .export import write_atomic
+from .table import Group, _sort_key, sweep_groups, sweep_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,12 +46,11 @@ class PlotResult:
 
 
 def sweep_slug(parent: T.RunInfo) -> str:
-    name = "".join(c if c.isalnum() or c in "-_." else "-" for c in (parent.name or "sweep"))
-    return f"{name}-{parent.run_id[:8]}"
+    return run_slug(parent.name or "sweep", parent.run_id)
 
 
 def default_dir(tracker: T.Tracker, parent: T.RunInfo) -> Path:
-    return tracker.store_dir / "sweep-plots" / sweep_slug(parent)
+    return plots_dir(tracker.store_dir) / sweep_slug(parent)
 
 
 def metric_history(
@@ -83,7 +83,7 @@ def save_png(fig, path: Path) -> Path:
 
 def _curve_runs(group: Group) -> list[T.RunInfo]:
     """Runs worth drawing: finished or pruned ones (a pruned curve shows where it stopped)."""
-    return [r for r in group.runs if r.state in ("complete", "pruned")]
+    return [r for r in group.runs if r.state in (T.RunState.COMPLETE, T.RunState.PRUNED)]
 
 
 def _band(
@@ -261,66 +261,22 @@ def figure_deltas(parent: T.RunInfo, df: pd.DataFrame):
 
 
 def load_study(tracker: T.Tracker, parent: T.RunInfo):
-    """The Optuna study behind a search parent (its storage is in the `sweep.storage` tag),
-    or a note saying why it cannot be read."""
-    import optuna
-
-    from .search import JOURNAL_NAME, open_storage
+    """The Optuna study behind a search parent (from its `sweep.storage` tag), or a note."""
+    from ..studies import load_recorded_study
 
     name = parent.tags.get(T.TAG_STUDY) or parent.name.removeprefix("search:")
-    url = parent.tags.get("sweep.storage")
-    try:
-        if url is None or "://" not in url:  # a journal file
-            path = Path(url) if url else tracker.store_dir / JOURNAL_NAME
-            if not path.is_file():
-                return (
-                    None,
-                    f"no Optuna journal at {path}: optimization history and importances skipped",
-                )
-            url = f"journal:{path}"
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        return optuna.load_study(study_name=name, storage=open_storage(url, tracker)), None
-    except Exception as e:  # unreachable database, a redacted password, missing study, ...
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        return (
-            None,
-            f"Optuna study '{name}' cannot be read ({first}): optimization history and importances skipped",
-        )
-
-
-OPTUNA_FIGURES = (  # (file name, optuna.visualization.matplotlib function, complete trials needed)
-    ("optimization_history", "plot_optimization_history", 1),
-    ("param_importances", "plot_param_importances", 2),
-    ("parallel_coordinate", "plot_parallel_coordinate", 2),
-)
+    study, why = load_recorded_study(tracker.store_dir, name, parent.tags.get(T.TAG_STORAGE))
+    if study is None:
+        return None, f"{why}: optimization history and importances skipped"
+    return study, None
 
 
 def figures_optuna(study) -> tuple[list[tuple[str, object]], list[str]]:
-    """Optuna's own views of a study, as (name, figure) pairs, and notes on what was skipped."""
-    import optuna
-    import optuna.visualization.matplotlib as ovm
+    """Optuna's views of a study (history, importances, parallel coordinates) in this
+    module's size; drawn by the Optuna adapter, the only place here that imports optuna."""
+    from ..studies import figures_optuna as draw
 
-    _pyplot()
-    figs, notes = [], []
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    for name, fn, need in OPTUNA_FIGURES:
-        if len(complete) < need:
-            notes.append(f"{name}: needs {need} complete trials (have {len(complete)}); not drawn")
-            continue
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                ax = getattr(ovm, fn)(study)
-        except Exception as e:  # e.g. importances when no parameter varied yet
-            _pyplot().close("all")
-            notes.append(
-                f"{name}: not drawn ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
-            )
-            continue
-        fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
-        fig.set_size_inches(*FIGSIZE)
-        figs.append((name, fig))
-    return figs, notes
+    return draw(study, _pyplot(), FIGSIZE)
 
 
 # -- the command -------------------------------------------------------------------------
@@ -364,7 +320,7 @@ def plot_sweep(
             figs.append(("delta-best-val-loss", fig))
     else:
         result.notes.append("the sweep names no baseline: no delta figure")
-    if parent.tags.get(T.TAG_ROLE) == "search":
+    if parent.tags.get(T.TAG_ROLE) == T.Role.SEARCH:
         study, note = load_study(tracker, parent)
         if study is None:
             result.notes.append(note)

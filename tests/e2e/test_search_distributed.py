@@ -18,7 +18,8 @@ from optuna.trial import TrialState
 from orchestrator import tracking as T
 from orchestrator.baseline import record_baseline
 from orchestrator.config import build
-from orchestrator.search import ATTR_RUN, ATTR_SURPLUS, counted
+from orchestrator.search.attrs import ATTR_RUN, ATTR_SURPLUS
+from orchestrator.search.budget import counted, retried_number
 from orchestrator.tracking import Tracker
 
 pytestmark = pytest.mark.slow
@@ -154,7 +155,7 @@ def test_a_worker_killed_mid_trial_is_failed_by_heartbeat_retried_and_its_run_ki
     dead_number = int(killed_run.tags[T.TAG_TRIAL])
     dead = all_trials[dead_number]
     assert dead.state == TrialState.FAIL
-    retries = [t for t in all_trials if t.system_attrs.get("failed_trial") == dead_number]
+    retries = [t for t in all_trials if retried_number(t) == dead_number]
     assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
     assert retries[0].params == dead.params
     trials = counted(all_trials)

@@ -13,7 +13,7 @@ runner = CliRunner()
 
 
 def _table(store):
-    from orchestrator.compare import sweep_table
+    from orchestrator.results.table import sweep_table
     from orchestrator.tracking import Tracker
 
     tracker = Tracker(store.uri, store.experiment, create=False)
@@ -41,7 +41,13 @@ def test_html_report_is_one_file_with_every_row_and_figure(smoke_store, tmp_path
     assert text.count("data:image/png;base64,") == 2  # curves + deltas, embedded
     assert "<img" in text and 'src="data:image/png;base64,' in text and '.png"' not in text
     assert "dataset.sha256" in text and "dropout" in text  # baseline config and dataset
-    assert "sweep baseline --profile smoke" in text and "--set dropout=0.2" in text
+    # a ready-to-run command only for a `better` verdict; otherwise: keep the baseline
+    verdict = df[df["value"] == "0.2"]["verdict"].iloc[0]
+    if verdict == "better":
+        assert "sweep baseline --profile smoke" in text and "--set dropout=0.2" in text
+    else:
+        assert "keep the baseline" in text and "sweep baseline --profile" not in text
+    assert "interval lies inside ±0.02 nats" in text  # the sentence under the table
     assert text.count("samples/step-30.txt") == 2  # baseline's and best variant's last samples
     assert list(tmp_path.iterdir()) == [out]  # nothing beside it: one mailable file
 
@@ -75,7 +81,7 @@ def test_report_default_path_and_bad_suffix(smoke_store, tmp_path):  # noqa: F81
 
 def test_ready_command_starts_from_the_nearest_profile():
     from orchestrator.config import build
-    from orchestrator.report import config_changes, ready_command
+    from orchestrator.results.best import config_changes, ready_command
 
     base = {k: str(v) for k, v in build("smoke", {"max_steps": "30"}).to_flat().items()}
     best = {**base, "dropout": "0.2", "seed": "2"}

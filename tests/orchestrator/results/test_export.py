@@ -10,7 +10,7 @@ from smoke_store import smoke_store  # noqa: F401  (fixture)
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
-from orchestrator.compare import FORMATS
+from orchestrator.results.export import FORMATS
 
 runner = CliRunner()
 NUMERIC = [
@@ -43,7 +43,7 @@ def _tracker(store):
 
 
 def _frame(store):
-    from orchestrator.compare import sweep_table
+    from orchestrator.results.table import sweep_table
 
     tracker = _tracker(store)
     return sweep_table(tracker, tracker.get_run(store.sweep_id))

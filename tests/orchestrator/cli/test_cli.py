@@ -103,7 +103,8 @@ def test_workflow_baseline_ablate_table_best_sample(recorded, tmp_path):
             "no run with id '0123456789abcdef'",
         ),
         (["ablate", "--knob", "dropout", "--values", ","], "--values is empty"),
-        (["table", "--format", "xls"], "unknown format 'xls'"),
+        (["table", "--format", "xls"], "'xls' is not one of 'table', 'md', 'csv'"),
+        (["table", "-o", "t.xlsx"], "cannot tell the format of 't.xlsx'"),
         (["sample", "--run", "0123456789abcdef"], "no run with id"),
     ],
 )
@@ -187,6 +188,7 @@ def _wait_for_running_child(
 
 
 def test_ctrl_c_ends_the_run_killed_and_exits_130(store, corpus_path, tmp_path):
+    tracker = T.Tracker(store, "char-gpt")  # the store exists before the process starts
     proc = _sweep_process(
         [
             "baseline",
@@ -203,7 +205,6 @@ def test_ctrl_c_ends_the_run_killed_and_exits_130(store, corpus_path, tmp_path):
         ],
         tmp_path,
     )
-    tracker = T.Tracker(store, "char-gpt")
     run = _wait_for_running_child(tracker, proc)
     os.killpg(proc.pid, signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
@@ -277,8 +278,9 @@ def test_the_same_flow_against_a_real_mlflow_server(
     assert r.exit_code == 0 and len(r.output.strip()) >= 20
 
 
-def test_live_progress_on_a_terminal_and_quiet_lines_otherwise():
+def test_live_progress_on_a_terminal_and_lines_per_eval_otherwise():
     import io
+    import re
 
     from orchestrator.progress import Progress
 
@@ -293,18 +295,28 @@ def test_live_progress_on_a_terminal_and_quiet_lines_otherwise():
         p.run_start("dropout=0.2", 40)
         for step in range(1, 41):
             p.step(step, 3.0, 1000.0)
+            if step % 20 == 0:
+                p.eval(
+                    step,
+                    {"train_loss": 2.9, "val_loss": 3.0, "val_ppl": 20.09, "tokens_per_s": 1e3},
+                )
         p.run_end(
             "dropout=0.2",
             "complete",
             {"best_val_loss": 2.5, "best_val_ppl": 12.18, "best_step": 40, "wall_s": 1.0},
         )
-    frames = [f for f in live.getvalue().split("\r\x1b[2K") if f]
-    assert frames[0].startswith("[1/2] dropout=0.2 [") and "step 1/40" in frames[0]
-    assert any("step 40/40" in f and "eta    0s" in f for f in frames)
-    assert not any("step 41" in f for f in frames)
-    assert (
-        plain.getvalue() == "[1/2] dropout=0.2: best val_loss 2.5000 (ppl 12.18) at step 40, 1.0s\n"
-    )
+    # On a terminal: a rich bar redrawn in place, step N/M with loss, rate and time left.
+    frames = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", f) for f in live.getvalue().split("\r")]
+    bars = [f for f in frames if "step" in f and "/40" in f and "loss 3.0000" in f]
+    assert bars and "[1/2] dropout=0.2" in bars[0] and " 1/40" in bars[0]
+    assert any("40/40" in f and "1,000 tok/s" in f and "eta 0s" in f for f in bars)
+    assert not any("41/40" in f for f in frames)
+    # Not a terminal (nohup, CI, tee): a line per eval, then the run's summary; no bar.
+    assert plain.getvalue().splitlines() == [
+        "[1/2] dropout=0.2 step 20/40: train 2.9000 val 3.0000 (ppl 20.09) 1,000 tok/s, eta 0s",
+        "[1/2] dropout=0.2 step 40/40: train 2.9000 val 3.0000 (ppl 20.09) 1,000 tok/s, eta 0s",
+        "[1/2] dropout=0.2: best val_loss 2.5000 (ppl 12.18) at step 40, 1.0s",
+    ]
 
 
 def test_reading_commands_do_not_create_a_store(tmp_path, monkeypatch):

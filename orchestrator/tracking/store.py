@@ -1,8 +1,9 @@
-"""The only module that imports mlflow: runs, params, metrics, artifacts, lookups.
+"""The MLflow adapter: a store and one experiment in it (runs, params, metrics, artifacts).
 
 Layout contract (DESIGN.md): one experiment per study; baseline runs tagged
 `sweep.role=baseline`; sweep parents tagged with their role; children nested through
-`mlflow.parentRunId`; a run never stays RUNNING after its process ends.
+`mlflow.parentRunId`; a run never stays RUNNING after its process ends (`end_run` takes a
+`RunState`, which knows its MLflow status).
 """
 
 from __future__ import annotations
@@ -17,22 +18,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from .errors import NoBaselineError, UserError
-
-TAG_ROLE = "sweep.role"
-TAG_KNOB = "sweep.knob"
-TAG_VALUE = "sweep.value"
-TAG_SEED = "sweep.seed"
-TAG_BASELINE = "sweep.baseline_run_id"
-TAG_STATE = "sweep.state"  # complete | failed | killed | pruned
-TAG_REASON = "sweep.reason"
-TAG_FAILED_STEP = "sweep.failed_step"
-TAG_CONFIG_HASH = "sweep.config_hash"
-TAG_PID = "sweep.pid"
-TAG_HOST = "sweep.host"
-TAG_TRIAL = "sweep.trial"
-TAG_STUDY = "sweep.study"
-PARENT_TAG = "mlflow.parentRunId"
+from ..errors import UserError
+from ..paths import slug
+from .schema import PARENT_TAG, TAG_HOST, TAG_PID, TAG_REASON, TAG_STATE, RunState
 
 DEFAULT_EXPERIMENT = "char-gpt"
 
@@ -81,8 +69,8 @@ class RunInfo:
     artifact_uri: str
 
     @property
-    def state(self) -> str:
-        return self.tags.get(TAG_STATE, self.status.lower())
+    def state(self) -> RunState:
+        return RunState.from_run(self.status, self.tags.get(TAG_STATE))
 
     @property
     def parent_id(self) -> str | None:
@@ -127,7 +115,7 @@ class Tracker:
             )
         self.client = MlflowClient(tracking_uri=self.uri)
         self.experiment_name = experiment
-        exp = self.client.get_experiment_by_name(experiment)
+        exp = self._first_contact(experiment)
         if exp is None:
             if not create:
                 raise UserError(f"no experiment named '{experiment}' in {self.uri}")
@@ -148,12 +136,24 @@ class Tracker:
                 )
             self.experiment_id = exp.experiment_id
 
+    def _first_contact(self, experiment: str):
+        """Look the experiment up; the first call creates a new SQLite store's tables. Two
+        processes starting on one fresh store race to create them: the loser sees "table
+        ... already exists" and finds them there on the next try."""
+        for attempt in range(5):
+            try:
+                return self.client.get_experiment_by_name(experiment)
+            except Exception as e:
+                if "already exists" not in str(e) or attempt == 4:
+                    raise
+                time.sleep(0.5 + attempt)
+        return None
+
     def _artifact_location(self, experiment: str) -> str | None:
         db = sqlite_path(self.uri)
         if db is None:
             return None  # a tracking server decides
-        slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in experiment)
-        return (db.parent / "mlruns" / slug).as_uri()
+        return (db.parent / "mlruns" / slug(experiment)).as_uri()
 
     @property
     def store_dir(self) -> Path:
@@ -171,15 +171,15 @@ class Tracker:
         run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
         return run.info.run_id
 
-    def end_run(self, run_id: str, status: str, state: str, reason: str | None = None) -> None:
-        tags = {TAG_STATE: state}
+    def end_run(self, run_id: str, state: RunState, reason: str | None = None) -> None:
+        tags = {TAG_STATE: str(state)}
         if reason:
             tags[TAG_REASON] = reason[:4000]
         self.set_tags(run_id, tags)
-        self.client.set_terminated(run_id, status=status)
+        self.client.set_terminated(run_id, status=state.status)
 
     def reopen(self, run_id: str) -> None:
-        self.client.update_run(run_id, status="RUNNING")
+        self.client.update_run(run_id, status=RunState.RUNNING.status)
         self.set_tags(run_id, {TAG_PID: str(os.getpid()), TAG_HOST: socket.gethostname()})
 
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
@@ -288,67 +288,3 @@ class Tracker:
     def children(self, parent_id: str) -> list[RunInfo]:
         runs = self.search(f"tags.`{PARENT_TAG}` = '{parent_id}'", ["attributes.start_time ASC"])
         return runs
-
-    def find_baseline(self, run_id: str | None = None) -> RunInfo:
-        """The baseline to compare against: the given id, else the latest finished one."""
-        if run_id:
-            run = self.get_run(run_id)
-            if run.tags.get(TAG_ROLE) != "baseline":
-                raise UserError(
-                    f"run {run_id} is not a baseline (its role is '{run.tags.get(TAG_ROLE, 'none')}')"
-                )
-            if run.status != "FINISHED":
-                raise UserError(
-                    f"baseline {run_id} did not finish (status {run.status}); record a new one with `sweep baseline`"
-                )
-            return run
-        runs = self.search(f"tags.`{TAG_ROLE}` = 'baseline' and attributes.status = 'FINISHED'")
-        if not runs:
-            raise NoBaselineError(
-                f"no baseline recorded in experiment '{self.experiment_name}' at {self.uri}: run `sweep baseline` first"
-            )
-        return runs[0]
-
-    def baseline_members(self, baseline: RunInfo) -> list[RunInfo]:
-        """The runs that hold the baseline's numbers: itself, or its seed children."""
-        if baseline.tags.get("sweep.seeds", "1") == "1":
-            return [baseline]
-        return [r for r in self.children(baseline.run_id) if r.status == "FINISHED"]
-
-    def reap_stale(self, runs: list[RunInfo]) -> list[RunInfo]:
-        """End as KILLED the RUNNING runs whose process on this host is gone."""
-        reaped = []
-        host = socket.gethostname()
-        for run in runs:
-            if run.status != "RUNNING" or run.tags.get(TAG_HOST) != host:
-                continue
-            pid = int(run.tags.get(TAG_PID, "0") or 0)
-            if pid == os.getpid() or _alive(pid):
-                continue
-            self.end_run(
-                run.run_id,
-                "KILLED",
-                "killed",
-                f"left RUNNING by process {pid}, which no longer exists",
-            )
-            run.status = "KILLED"
-            run.tags[TAG_STATE] = "killed"
-            reaped.append(run)
-        return reaped
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child still answers kill(0); treat it as gone.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[-1][:1] != "Z"
-    except OSError:
-        return True

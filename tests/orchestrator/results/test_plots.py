@@ -54,7 +54,7 @@ def test_plot_refuses_a_run_that_is_not_a_sweep(smoke_store):  # noqa: F811
 
 
 def test_band_uses_steps_every_seed_has():
-    from orchestrator.plots import _band
+    from orchestrator.results.plots import _band
 
     steps, mean, lo, hi = _band([[(10, 3.0), (20, 2.0), (30, 1.0)], [(10, 4.0), (20, 3.0)]])
     assert steps == [10, 20]
@@ -74,8 +74,8 @@ def _search_store(tmp_path: Path, with_journal: bool):
         )
         for step in (10, 20, 30):
             tracker.log_metrics(child, {"val_loss": 3.0 - 0.01 * step * (n + 1) / 4}, step)
-        tracker.end_run(child, "FINISHED", "complete")
-    tracker.end_run(parent, "FINISHED", "complete")
+        tracker.end_run(child, T.RunState.COMPLETE)
+    tracker.end_run(parent, T.RunState.COMPLETE)
     if with_journal:
         import optuna
         from optuna.storages import JournalStorage
@@ -95,7 +95,7 @@ def _search_store(tmp_path: Path, with_journal: bool):
 
 
 def test_search_figures_come_from_the_optuna_study(tmp_path):
-    from orchestrator.plots import plot_sweep
+    from orchestrator.results.plots import plot_sweep
 
     tracker, parent = _search_store(tmp_path, with_journal=True)
     res = plot_sweep(tracker, parent, tmp_path / "out")
@@ -113,7 +113,7 @@ def test_search_figures_come_from_the_optuna_study(tmp_path):
 
 
 def test_search_without_a_reachable_study_says_so(tmp_path):
-    from orchestrator.plots import plot_sweep
+    from orchestrator.results.plots import plot_sweep
 
     tracker, parent = _search_store(tmp_path, with_journal=False)
     res = plot_sweep(tracker, parent, tmp_path / "out")

@@ -1,0 +1,5 @@
+"""`python -m orchestrator.cli ...` runs `sweep ...`."""
+
+from . import main
+
+main()

@@ -1,0 +1,172 @@
+"""The Typer app, the options the commands share, and `handled` (errors -> exit codes)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from typing import Annotated
+
+import typer
+from typer.core import TyperGroup
+
+from ..results.export import PrintedFormat
+
+
+class OneLineErrors(TyperGroup):
+    """Usage errors (an unknown option, a choice not in the list, a missing value) as one
+    `error:` line and exit 2, like every other bad input, instead of a boxed usage text."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.Abort:
+            typer.echo("aborted", err=True)
+            sys.exit(130)
+        except typer.TyperException as e:  # Typer's usage errors (its vendored Click's)
+            ctx = getattr(e, "ctx", None)
+            if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:
+                typer.echo(ctx.get_help())
+                sys.exit(0)
+            text = e.format_message() if hasattr(e, "format_message") else str(e)
+            text = " ".join(text.replace("Value error, ", "").split())
+            where = f"{ctx.command_path}: " if ctx is not None and ctx.command is not self else ""
+            typer.secho(f"error: {where}{text}", fg=typer.colors.RED, err=True)
+            sys.exit(getattr(e, "exit_code", 2))
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(
+    name="sweep",
+    help="Which change makes your character-level GPT better? Baseline, one-knob ablations "
+    "and Optuna searches, all recorded in MLflow.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    cls=OneLineErrors,
+)
+
+Experiment = Annotated[
+    str, typer.Option("--experiment", "-e", help="MLflow experiment (one per study).")
+]
+TrackingUri = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri", help="MLflow store; default $MLFLOW_TRACKING_URI, else ./mlflow.db."
+    ),
+]
+Seeds = Annotated[
+    int | None, typer.Option("--seeds", help="Seeds per configuration (verdicts need 2 or more).")
+]
+BaselineId = Annotated[
+    str | None, typer.Option("--baseline", help="Baseline run id (default: the latest).")
+]
+PrintFormat = Annotated[
+    PrintedFormat, typer.Option("--format", help="How to print the table.", case_sensitive=False)
+]
+SweepId = Annotated[
+    str | None, typer.Option("--sweep", help="Sweep parent run id (default: the latest sweep).")
+]
+KnobName = Annotated[
+    str | None, typer.Option("--knob", "-k", help="The latest ablation of this knob.")
+]
+Margin = Annotated[
+    float | None,
+    typer.Option(
+        "--margin",
+        help="Practical margin in val-loss nats: a change whose 95% interval lies inside "
+        "± this is 'equivalent' (default 0.02, about 2% in perplexity; recorded with the sweep).",
+    ),
+]
+Alpha = Annotated[
+    float | None,
+    typer.Option("--alpha", help="Test level for better/worse, Holm-adjusted (default 0.05)."),
+]
+DEFAULT_EXPERIMENT = "char-gpt"
+
+
+def settings(margin: float | None, alpha: float | None, parent=None):
+    """Verdict settings: the flags, else what the sweep recorded, else the defaults."""
+    from ..results.table import Settings
+
+    if parent is not None:
+        return Settings.recorded(parent, alpha, margin)
+    base = Settings()
+    return Settings(
+        alpha=base.alpha if alpha is None else alpha,
+        margin=base.margin if margin is None else margin,
+    )
+
+
+def print_table(df, fmt) -> None:
+    """The table, and under a human-readable one the sentence saying what its verdicts mean."""
+    from ..results.export import render
+    from ..results.table import legend
+
+    typer.echo(render(df, fmt))
+    if fmt in ("table", "md"):
+        typer.echo("\n" + legend(df))
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def handled(fn):
+    """One clear line and an exit code instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from model.errors import ConfigError
+
+        from ..errors import Interrupted, UserError
+
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except UserError as e:
+            raise fail(str(e), e.exit_code) from None
+        except ConfigError as e:
+            raise fail(f"{e.key}: {e.message}") from None
+        except (KeyboardInterrupt, Interrupted):
+            typer.secho("interrupted: the current run was ended as KILLED", err=True)
+            raise typer.Exit(130) from None
+        except Exception as e:  # an unexpected error: still one line, traceback on demand
+            if os.environ.get("SWEEP_DEBUG"):
+                raise
+            first = str(e).splitlines()[0] if str(e) else ""
+            raise fail(
+                f"{type(e).__name__}: {first} (set SWEEP_DEBUG=1 for the traceback)", 1
+            ) from None
+
+    return wrapper
+
+
+def _signals_as_interrupt() -> None:
+    """SIGTERM and SIGHUP (a closed terminal, a dropped SSH session) end the current run
+    KILLED, like Ctrl-C, instead of leaving it RUNNING."""
+    import signal
+
+    from ..errors import Interrupted
+
+    def raise_interrupted(signum, frame):
+        raise Interrupted(signal.Signals(signum).name)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, raise_interrupted)
+
+
+def _tracker(experiment: str, tracking_uri: str | None, create: bool = True):
+    from ..tracking import Tracker
+
+    return Tracker(tracking_uri, experiment, create=create)
+
+
+def _progress():
+    from ..progress import Progress
+
+    return Progress()

@@ -1,0 +1,192 @@
+"""Commands that only read the store: table, best, sample, plot, report, ui."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..results.export import Format
+from .common import (
+    DEFAULT_EXPERIMENT,
+    Alpha,
+    Experiment,
+    KnobName,
+    Margin,
+    SweepId,
+    TrackingUri,
+    _tracker,
+    app,
+    fail,
+    handled,
+    settings,
+)
+
+
+@app.command()
+@handled
+def table(
+    sweep: SweepId = None,
+    knob: KnobName = None,
+    fmt: Annotated[
+        Format | None,
+        typer.Option(
+            "--format", "-f", help="Default: from -o's suffix, else table.", case_sensitive=False
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this file (format from its suffix)."),
+    ] = None,
+    margin: Margin = None,
+    alpha: Alpha = None,
+    experiment: Experiment = DEFAULT_EXPERIMENT,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """The comparison table of a sweep against its baseline."""
+    from ..errors import UserError
+    from ..results.export import format_for, render, write_atomic
+    from ..results.table import legend, sweep_table
+    from ..tracking import find_sweep
+
+    chosen = format_for(output, fmt) if output else (fmt or Format.TABLE)
+    settings(margin, alpha)  # bad values are refused before the store is read
+    tracker = _tracker(experiment, tracking_uri, create=False)
+    df = sweep_table(tracker, find_sweep(tracker, sweep, knob), alpha, margin)
+    data = render(df, chosen)
+    if output:
+        write_atomic(output, data)
+        typer.echo(f"wrote {output} ({chosen}, {len(df)} rows)")
+    elif isinstance(data, bytes):
+        raise UserError(f"{chosen} is binary: give -o FILE")
+    else:
+        typer.echo(data)
+        if chosen in (Format.TABLE, Format.MD):
+            typer.echo("\n" + legend(df))
+
+
+@app.command()
+@handled
+def best(
+    sweep: Annotated[
+        str | None,
+        typer.Option("--sweep", help="Only this sweep's runs (default: the whole experiment)."),
+    ] = None,
+    experiment: Experiment = DEFAULT_EXPERIMENT,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """The run with the lowest best val loss, and where its checkpoint is."""
+    from ..results.best import best_run
+
+    tracker = _tracker(experiment, tracking_uri, create=False)
+    run = best_run(tracker, sweep)
+    m = run.metrics
+    typer.echo(f"best run: {run.name} ({run.run_id})")
+    typer.echo(
+        f"  best_val_loss {m['best_val_loss']:.4f}  ppl {m.get('best_val_ppl', float('nan')):.2f}  at step {int(m.get('best_step', 0))}"
+    )
+    typer.echo(f"  checkpoint: {run.artifact_uri.rstrip('/')}/checkpoints/best.pt")
+    typer.echo(f"  sample it: sweep sample --run {run.run_id}")
+
+
+@app.command()
+@handled
+def sample(
+    run: Annotated[str, typer.Option("--run", help="Run id whose best checkpoint to sample from.")],
+    temperature: Annotated[float, typer.Option(help="> 0; lower is more conservative.")] = 0.8,
+    top_k: Annotated[
+        int, typer.Option("--top-k", help="0 = off; clamped to the vocabulary size.")
+    ] = 50,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 400,
+    prompt: Annotated[str, typer.Option(help="Text to continue.")] = "\n",
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 1337,
+    experiment: Experiment = DEFAULT_EXPERIMENT,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Generate text from a run's best checkpoint."""
+    from ..results.sample import sample_run
+
+    tracker = _tracker(experiment, tracking_uri, create=False)
+    text, notices = sample_run(tracker, run, temperature, top_k, max_new_tokens, prompt, seed)
+    for n in notices:
+        typer.secho(f"warning: {n}", fg=typer.colors.YELLOW, err=True)
+    typer.echo(text)
+
+
+@app.command()
+@handled
+def plot(
+    sweep: SweepId = None,
+    knob: KnobName = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Folder for the PNGs (default: <store>/sweep-plots/<sweep>/)."
+        ),
+    ] = None,
+    experiment: Experiment = DEFAULT_EXPERIMENT,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Figures of a sweep (learning curves, deltas, Optuna), also attached to its parent run."""
+    from ..results.plots import plot_sweep
+    from ..tracking import find_sweep
+
+    tracker = _tracker(experiment, tracking_uri, create=False)
+    result = plot_sweep(tracker, find_sweep(tracker, sweep, knob), output)
+    for note in result.notes:
+        typer.secho(f"note: {note}", err=True)
+    for path in result.paths:
+        typer.echo(str(path))
+    if not result.paths:
+        raise fail(f"no figure for sweep {result.parent_id}: nothing recorded to draw yet")
+    typer.echo(f"attached to run {result.parent_id} under plots/ (see `sweep ui`)", err=True)
+
+
+@app.command()
+@handled
+def report(
+    sweep: Annotated[
+        str | None,
+        typer.Option("--sweep", help="Only this sweep (default: every sweep of the experiment)."),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="FILE.html (one mailable file) or FILE.md (PNGs beside it)."
+        ),
+    ] = None,
+    margin: Margin = None,
+    alpha: Alpha = None,
+    experiment: Experiment = DEFAULT_EXPERIMENT,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """One document: baseline config and dataset, tables with verdicts, figures, best config, samples."""
+    from ..results.report import default_path, report_format, sweeps_for, write_report
+
+    if output is not None:
+        report_format(output)
+    settings(margin, alpha)
+    tracker = _tracker(experiment, tracking_uri, create=False)
+    sweeps = sweeps_for(tracker, sweep)
+    path = output or default_path(tracker, sweeps, sweep is not None)
+    result = write_report(tracker, sweeps, path, alpha=alpha, margin=margin)
+    for note in result.notes:
+        typer.secho(f"note: {note}", err=True)
+    typer.echo(f"wrote {result.path} ({len(result.sweeps)} sweep(s))")
+
+
+@app.command()
+@handled
+def ui(
+    host: Annotated[
+        str, typer.Option(help="Address to bind; 127.0.0.1 keeps it private.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 5000,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Start the MLflow UI on the same store (Ctrl-C stops it)."""
+    from ..results.ui import serve_ui
+
+    code = serve_ui(tracking_uri, host, port, echo=typer.echo)
+    raise typer.Exit(code)

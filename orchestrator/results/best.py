@@ -1,0 +1,152 @@
+"""The best run of a store or sweep, and the best variant of a sweep as a ready-to-run command."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .. import tracking as T
+from ..errors import UserError
+from ..tracking import Role, RunState
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def has_checkpoint(run: T.RunInfo) -> bool:
+    """Runs that trained a model (a seeded baseline's parent does not: its children did)."""
+    try:
+        role = Role(run.tags.get(T.TAG_ROLE, ""))
+    except ValueError:
+        return False
+    if role is Role.BASELINE and T.is_seeded(run):
+        return False
+    return role.trains
+
+
+def best_run(tracker: T.Tracker, sweep_id: str | None = None) -> T.RunInfo:
+    if sweep_id:
+        tracker.get_run(sweep_id)
+        runs = tracker.children(sweep_id)
+    else:
+        runs = tracker.search(f"attributes.status = '{T.FINISHED_STATUS}'")
+    done = [
+        r
+        for r in runs
+        if r.state is RunState.COMPLETE and "best_val_loss" in r.metrics and has_checkpoint(r)
+    ]
+    if not done:
+        where = f"sweep {sweep_id}" if sweep_id else f"experiment '{tracker.experiment_name}'"
+        raise UserError(f"no finished run in {where} yet: run `sweep baseline` first")
+    return min(done, key=lambda r: r.metrics["best_val_loss"])
+
+
+@dataclass
+class Best:
+    """The best variant of a sweep against its baseline, with a command to train it."""
+
+    value: str
+    mean: float
+    base_mean: float
+    run: T.RunInfo | None
+    verdict: str = ""
+    delta: str = ""  # the delta with its interval, as the table shows it
+    changes: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (baseline, best)
+    command: str = ""  # only for a `better` verdict: nothing else is recommended
+
+    @property
+    def beats_baseline(self) -> bool:
+        """Only a `better` verdict beats the baseline: a lower mean alone may be seed noise."""
+        return self.verdict == "better"
+
+    def advice(self, sweep: T.RunInfo) -> str:
+        """What to do, in one sentence, from the verdict (never more than it claims)."""
+        changed = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in self.changes.items()) or "none"
+        if self.beats_baseline:
+            return (
+                f"Best variant: {self.value}, better than the baseline ({self.delta} best val "
+                f"loss). Changes against the baseline: {changed}. Train it as the new baseline with:"
+            )
+        if self.verdict == "single seed" and sweep.tags.get(T.TAG_ROLE) == Role.SEARCH:
+            return (
+                f"Lowest val loss: {self.value} ({self.delta}), a single-seed draw from many "
+                "trials: a candidate, not a result. Confirm it with the baseline's seeds: "
+                f"`sweep confirm --sweep {sweep.run_id}`."
+            )
+        return (
+            f"No variant is better than the baseline (lowest val loss: {self.value}, "
+            f"{self.delta}, verdict {self.verdict}): keep the baseline."
+        )
+
+
+def _norm(key: str, raw) -> str:
+    from ..config import coerce
+
+    try:
+        v = coerce(key, raw)
+    except Exception:
+        return str(raw)
+    return "None" if v is None else str(v)
+
+
+def config_changes(base: dict[str, str], best: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """Config keys whose value differs between two runs' params (seed, data and where it ran
+    ignored: they are not what a person changes)."""
+    from ..config import DATA_KEY, RUN_ONLY, config_params
+
+    a, b = config_params(base), config_params(best)
+    skip = {*RUN_ONLY, "seed", DATA_KEY}
+    return {
+        k: (a.get(k, ""), b[k]) for k in b if k not in skip and _norm(k, a.get(k)) != _norm(k, b[k])
+    }
+
+
+def ready_command(base: dict[str, str], changes: dict[str, tuple[str, str]], seeds: int = 1) -> str:
+    """`sweep baseline ...` that trains the baseline's recorded config with `changes` applied."""
+    from ..config import baseline_command, config_params, from_flat
+
+    cfg = from_flat({**config_params(base), **{k: new for k, (_, new) in changes.items()}})
+    return baseline_command(cfg, seeds)
+
+
+def find_best(
+    tracker: T.Tracker, parent: T.RunInfo, df: pd.DataFrame, base_run: T.RunInfo
+) -> Best | None:
+    """The variant to recommend: the lowest `better` row; else the lowest row, as a note."""
+    from .export import interval_text
+
+    rows = df[(df["verdict"] != "baseline") & df["best_val_loss"].notna()]
+    if rows.empty:
+        return None
+    better = rows[rows["verdict"] == "better"]
+    pick = better if not better.empty else rows
+    row = pick.loc[pick["best_val_loss"].idxmin()]
+    ids = set(str(row["run_ids"]).split())
+    runs = [
+        r
+        for r in tracker.children(parent.run_id)
+        if r.run_id in ids and r.state is RunState.COMPLETE and "best_val_loss" in r.metrics
+    ]
+    run = min(runs, key=lambda r: r.metrics["best_val_loss"]) if runs else None
+    base_mean = df.attrs.get("baseline_mean", math.nan)
+    delta = interval_text(row["delta"], row["delta_ci_low"], row["delta_ci_high"])
+    best = Best(
+        str(row["value"]),
+        float(row["best_val_loss"]),
+        float(base_mean),
+        run,
+        str(row["verdict"]),
+        delta,
+    )
+    if run is not None:
+        best.changes = config_changes(base_run.params, run.params)
+        if best.beats_baseline:
+            seeds = int(base_run.tags.get(T.TAG_SEEDS, "1") or 1)
+            best.command = ready_command(base_run.params, best.changes, seeds)
+    return best
+
+
+def best_member(tracker: T.Tracker, base_run: T.RunInfo) -> T.RunInfo:
+    members = [r for r in T.baseline_members(tracker, base_run) if "best_val_loss" in r.metrics]
+    return min(members, key=lambda r: r.metrics["best_val_loss"]) if members else base_run

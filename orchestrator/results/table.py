@@ -1,0 +1,384 @@
+"""The comparison table: one row per configuration against the baseline, with verdicts.
+
+Rows are built from the runs in the store, by seed: a run's seed is its `sweep.seed` tag,
+and a (configuration, seed) counts once whatever its run was named. Each variant row is
+compared with the baseline on the seeds both have (paired t; Welch where seeds differ;
+see `verdicts.py`), Holm-adjusted across the table's variant rows, and judged better,
+worse, equivalent (inside ± the margin), inconclusive (with the seeds that would settle
+it) or single seed. A sweep run with `--until-clear` records its looks, and its table
+replays them with the same sequential levels, so a later `sweep table` says what the run
+said. Every row also carries its training FLOPs and the compute it needed to reach the
+baseline's best val loss (`compute.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .. import tracking as T
+from ..errors import UserError
+from ..paths import tables_dir
+from ..tracking import RunInfo, RunState
+from . import compute
+from .export import render, write_atomic
+from .verdicts import (
+    DEFAULT_ALPHA,
+    DEFAULT_MARGIN,
+    Comparison,
+    Row,
+    Verdict,
+    compare,
+    decide,
+    decide_look,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+COLUMNS = [
+    "knob",
+    "value",
+    "seeds",
+    "best_val_loss",
+    "best_val_loss_std",
+    "delta",
+    "delta_ci_low",
+    "delta_ci_high",
+    "delta_pct",
+    "pairing",
+    "p_value",
+    "p_adjusted",
+    "verdict",
+    "seeds_needed",
+    "best_val_ppl",
+    "final_train_loss",
+    "train_val_gap",
+    "best_step",
+    "tokens_per_s",
+    "wall_s",
+    "params",
+    "train_flops",
+    "compute_to_target",
+    "state",
+    "run_ids",
+]
+TAG_ALPHA = "sweep.alpha"
+TAG_MARGIN = "sweep.margin"
+TAG_SEQUENTIAL = "sweep.sequential"  # {"n0": .., "max_seeds": ..}: seeds added until clear
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How a table decides: test level, practical margin (nats), sequential looks if any."""
+
+    alpha: float = DEFAULT_ALPHA
+    margin: float = DEFAULT_MARGIN
+    sequential: tuple[int, int] | None = None  # (n0, max_seeds)
+
+    def __post_init__(self):
+        if not (
+            isinstance(self.margin, (int, float))
+            and math.isfinite(self.margin)
+            and self.margin >= 0
+        ):
+            raise UserError(f"--margin must be a number >= 0 (val-loss nats), got {self.margin!r}")
+        if not (isinstance(self.alpha, (int, float)) and 0 < self.alpha < 1):
+            raise UserError(f"--alpha must be between 0 and 1, got {self.alpha!r}")
+
+    def tags(self) -> dict[str, str]:
+        out = {TAG_ALPHA: repr(self.alpha), TAG_MARGIN: repr(self.margin)}
+        if self.sequential:
+            out[TAG_SEQUENTIAL] = json.dumps(
+                {"n0": self.sequential[0], "max_seeds": self.sequential[1]}
+            )
+        return out
+
+    @classmethod
+    def recorded(
+        cls, parent: RunInfo, alpha: float | None = None, margin: float | None = None
+    ) -> Settings:
+        """The settings recorded with a sweep; `alpha`/`margin` given here override them."""
+        tags = parent.tags
+        seq = json.loads(tags[TAG_SEQUENTIAL]) if TAG_SEQUENTIAL in tags else None
+        return cls(
+            alpha=float(tags.get(TAG_ALPHA, DEFAULT_ALPHA)) if alpha is None else alpha,
+            margin=float(tags.get(TAG_MARGIN, DEFAULT_MARGIN)) if margin is None else margin,
+            sequential=(int(seq["n0"]), int(seq["max_seeds"])) if seq else None,
+        )
+
+
+@dataclass
+class Group:
+    """The runs (seeds) of one configuration."""
+
+    knob: str
+    value: str
+    runs: list[RunInfo] = field(default_factory=list)
+    is_baseline: bool = False
+    curve: list[tuple[int, float]] = field(default_factory=list)  # mean val loss by step
+
+    def done(self) -> list[RunInfo]:
+        """Finished runs with a best val loss, one per seed (the first recorded wins)."""
+        out: dict[int | str, RunInfo] = {}
+        for r in sorted(self.runs, key=lambda r: r.start_time):
+            if r.state is RunState.COMPLETE and math.isfinite(
+                r.metrics.get("best_val_loss", math.nan)
+            ):
+                out.setdefault(seed_of(r), r)
+        return list(out.values())
+
+    def losses(self) -> dict[int | str, float]:
+        return {seed_of(r): r.metrics["best_val_loss"] for r in self.done()}
+
+
+def seed_of(run: RunInfo) -> int | str:
+    raw = run.tags.get(T.TAG_SEED, run.params.get("seed"))
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        return run.run_id  # no seed recorded: a run of its own
+
+
+def _mean(runs: list[RunInfo], key: str) -> float:
+    vals = [r.metrics[key] for r in runs if key in r.metrics and math.isfinite(r.metrics[key])]
+    return statistics.fmean(vals) if vals else math.nan
+
+
+def _flops(runs: list[RunInfo], fn) -> float:
+    vals = [v for v in (fn(r) for r in runs) if math.isfinite(v)]
+    return statistics.fmean(vals) if vals else math.nan
+
+
+def compute_to_target(base: Group, group: Group) -> float:
+    """Training FLOPs the variant needed to first reach the baseline's best (mean-curve) val
+    loss, over what the baseline needed; NaN when it never did or nothing was recorded."""
+    if not base.curve or not group.curve:
+        return math.nan
+    target = min(v for _, v in base.curve)
+    base_step = compute.first_reaching(base.curve, target)
+    step = compute.first_reaching(group.curve, target)
+    base_fps = _flops(base.done(), compute.flops_per_step)
+    fps = _flops(group.done(), compute.flops_per_step)
+    if step is None or not base_step or not (base_fps > 0 and fps > 0):
+        return math.nan
+    return (fps * step) / (base_fps * base_step)
+
+
+def sequential_rows(
+    base: dict, variants: list[dict], n0: int, max_seeds: int, alpha: float, margin: float
+) -> list[Row] | None:
+    """Replay the looks of a seeds-until-clear sweep on the seeds recorded (first n seeds
+    of the baseline at look n); None before the first look is complete."""
+    order = sorted(base)
+    n_looks = max_seeds - n0 + 1
+    rows: list[Row] | None = None
+    for look in range(1, n_looks + 1):
+        use = order[: n0 + look - 1]
+        if len(use) < n0 + look - 1:
+            break
+        open_rows = [
+            i
+            for i in range(len(variants))
+            if rows is None
+            or rows[i].verdict not in (Verdict.BETTER, Verdict.WORSE, Verdict.EQUIVALENT)
+        ]
+        if any(not set(use) <= set(variants[i]) for i in open_rows):
+            break  # this look was not completed (interrupted): stop at the previous one
+        b = {s: base[s] for s in use}
+        vs = [{s: v[s] for s in use if s in v} for v in variants]
+        rows = decide_look(b, vs, look, n_looks, rows, alpha, margin).rows
+    return rows
+
+
+def judge(base: Group, groups: list[Group], settings: Settings) -> list[Row | None]:
+    """One decided Row per group with finished runs (None for groups without)."""
+    base_losses = base.losses()
+    live = [i for i, g in enumerate(groups) if g.done()]
+    losses = [groups[i].losses() for i in live]
+    rows: list[Row] | None = None
+    if settings.sequential and base_losses:
+        n0, max_seeds = settings.sequential
+        rows = sequential_rows(base_losses, losses, n0, max_seeds, settings.alpha, settings.margin)
+    if rows is None:
+        comparisons: list[Comparison] = [compare(base_losses, v, settings.alpha) for v in losses]
+        rows = decide(comparisons, settings.alpha, settings.margin)
+    out: list[Row | None] = [None] * len(groups)
+    for i, row in zip(live, rows, strict=True):
+        out[i] = row
+    return out
+
+
+def build_table(
+    baseline: Group, groups: list[Group], settings: Settings | None = None
+) -> pd.DataFrame:
+    import pandas as pd
+
+    settings = settings or Settings()
+    base_runs = baseline.done()
+    base_mean = _mean(base_runs, "best_val_loss")
+    decided = judge(baseline, groups, settings) if base_runs else [None] * len(groups)
+    rows = []
+    for g, row in [(baseline, None), *zip(groups, decided, strict=True)]:
+        ok = g.done()
+        losses = [r.metrics["best_val_loss"] for r in ok]
+        states = sorted({str(r.state) for r in g.runs})
+        c = row.comparison if row is not None else None
+        if g.is_baseline:
+            word = str(Verdict.BASELINE)
+        elif row is not None:
+            word = str(row.verdict)
+        else:
+            reasons = sorted({r.tags.get(T.TAG_REASON, "") for r in g.runs} - {""})
+            word = states[0] if len(states) == 1 else "/".join(states) or "no runs"
+            if reasons:
+                word += f": {reasons[0]}"
+        delta = 0.0 if g.is_baseline and ok else (c.delta if c is not None else math.nan)
+        rows.append(
+            {
+                "knob": g.knob,
+                "value": g.value,
+                "seeds": len(ok),
+                "best_val_loss": statistics.fmean(losses) if losses else math.nan,
+                "best_val_loss_std": statistics.stdev(losses) if len(losses) > 1 else math.nan,
+                "delta": delta,
+                "delta_ci_low": row.ci_low if row is not None else math.nan,
+                "delta_ci_high": row.ci_high if row is not None else math.nan,
+                "delta_pct": 100.0 * delta / base_mean if base_mean else math.nan,
+                "pairing": c.pairing if c is not None else "",
+                "p_value": c.p_value if c is not None else math.nan,
+                "p_adjusted": row.p_adjusted if row is not None else math.nan,
+                "verdict": word,
+                "seeds_needed": row.seeds_needed
+                if row is not None and row.seeds_needed
+                else math.nan,
+                "best_val_ppl": _mean(ok, "best_val_ppl"),
+                "final_train_loss": _mean(ok, "final_train_loss"),
+                "train_val_gap": _mean(ok, "final_val_loss") - _mean(ok, "final_train_loss"),
+                "best_step": _mean(ok, "best_step"),
+                "tokens_per_s": _mean(ok, "train_tokens_per_s"),
+                "wall_s": _mean(ok, "wall_s"),
+                "params": _mean(ok, "params"),
+                "train_flops": _flops(ok, compute.train_flops),
+                "compute_to_target": 1.0
+                if g.is_baseline and baseline.curve
+                else compute_to_target(baseline, g),
+                "state": "/".join(states),
+                "run_ids": " ".join(r.run_id for r in g.runs),
+            }
+        )
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    if base_runs:
+        df.attrs["baseline_mean"] = base_mean
+    df.attrs["alpha"] = settings.alpha
+    df.attrs["margin"] = settings.margin
+    df.attrs["legend"] = describe(settings, len(groups))
+    return df
+
+
+def describe(settings: Settings, n_rows: int) -> str:
+    """The sentence under a table: what its verdicts mean, with the margin and alpha used."""
+    text = (
+        f"delta: variant minus baseline best val loss with its 95% interval, over the seeds both "
+        f"sides share (paired t; Welch where seeds differ). better/worse: Holm-adjusted p < "
+        f"{settings.alpha:g} across the {n_rows} variant row(s); equivalent: the interval lies "
+        f"inside ±{settings.margin:g} nats; inconclusive: neither, and seeds_needed estimates the "
+        "seeds per side that would settle it; single seed: one run cannot be told from noise."
+    )
+    if settings.sequential:
+        n0, top = settings.sequential
+        text += (
+            f" Seeds were added until clear (looks at {n0}..{top} seeds, Pocock-type alpha "
+            "spending, so looking after every seed does not inflate false verdicts)."
+        )
+    return (
+        text
+        + " compute_to_target: training FLOPs to reach the baseline's best val loss, relative to the baseline."
+    )
+
+
+def legend(df: pd.DataFrame) -> str:
+    """One sentence under a table: what its verdicts mean."""
+    return df.attrs.get("legend", describe(Settings(), len(df) - 1))
+
+
+def sweep_groups(tracker, parent: RunInfo) -> tuple[Group, list[Group]]:
+    knob = parent.tags.get(T.TAG_KNOB, "search")
+    baseline_id = parent.tags.get(T.TAG_BASELINE)
+    if not baseline_id:
+        raise UserError(f"sweep {parent.run_id} does not name its baseline (tag {T.TAG_BASELINE})")
+    base_run = tracker.get_run(baseline_id)
+    baseline = Group(
+        knob,
+        parent.tags.get(T.TAG_BASELINE_VALUE, "baseline"),
+        T.baseline_members(tracker, base_run),
+        True,
+    )
+    groups: dict[str, Group] = {}
+    for run in tracker.children(parent.run_id):
+        value = run.tags.get(T.TAG_VALUE, run.name)
+        groups.setdefault(value, Group(knob, value)).runs.append(run)
+    ordered = list(groups.values())
+    if knob != "search":
+        ordered.sort(key=lambda g: _sort_key(g.value))
+    return baseline, ordered
+
+
+def _sort_key(value: str):
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, value)
+
+
+def _curve(tracker, group: Group) -> list[tuple[int, float]]:
+    curves = []
+    for r in group.done():
+        by_step: dict[int, float] = {}
+        for step, _, value in sorted(tracker.metric_history(r.run_id, "val_loss")):
+            if math.isfinite(value):
+                by_step[step] = value
+        curves.append(sorted(by_step.items()))
+    return compute.mean_curve(curves)
+
+
+def sweep_table(
+    tracker, parent: RunInfo, alpha: float | None = None, margin: float | None = None
+) -> pd.DataFrame:
+    """The table of a sweep, decided with the alpha and margin recorded with it (or these)."""
+    settings = Settings.recorded(parent, alpha, margin)
+    baseline, groups = sweep_groups(tracker, parent)
+    for g in (baseline, *groups):
+        g.curve = _curve(tracker, g)
+    df = build_table(baseline, groups, settings)
+    df.attrs["sweep"] = parent.name
+    df.attrs["sweep_run_id"] = parent.run_id
+    return df
+
+
+def attach_table(tracker, parent_id: str, df: pd.DataFrame) -> list[Path]:
+    """table.csv and table.md on the parent run, and the same files next to the store."""
+    import tempfile as _tf
+
+    name = df.attrs.get("sweep", "sweep").replace(":", "-")
+    out_dir = tables_dir(tracker.store_dir)
+    written = [
+        write_atomic(out_dir / f"{name}-{parent_id[:8]}.csv", render(df, "csv")),
+        write_atomic(out_dir / f"{name}-{parent_id[:8]}.md", render(df, "md")),
+    ]
+    tracker.set_tags(
+        parent_id,
+        {
+            TAG_ALPHA: repr(df.attrs.get("alpha", DEFAULT_ALPHA)),
+            TAG_MARGIN: repr(df.attrs.get("margin", DEFAULT_MARGIN)),
+        },
+    )
+    with _tf.TemporaryDirectory() as tmp:
+        for fmt in ("csv", "md"):
+            p = write_atomic(Path(tmp) / f"table.{fmt}", render(df, fmt))
+            tracker.log_artifact(parent_id, p)
+    return written

@@ -1,0 +1,74 @@
+"""What a search is asked for (`Options`, checked once, handed to every worker) and what one
+process shares while it runs trials (`SearchContext`)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .. import tracking as T
+from ..config import RunConfig
+from ..errors import UserError
+from ..progress import Progress
+from ..runner import Runner
+from .samplers import Pruner, Sampler
+from .space import Space
+
+
+@dataclass(frozen=True)
+class Options:
+    """What `sweep search` was asked for; checked here, built once, handed to every worker.
+
+    `space`, `sampler` and `pruner` are names (or, in one process, ready objects); `trials`
+    is the study-wide budget (budget.py); `timeout` is in seconds from the start of a worker.
+    """
+
+    trials: int = 20
+    space: str | Space = "default"
+    sampler: str | Any = "tpe"
+    pruner: str | Any = "hyperband"
+    study: str | None = None
+    storage: str | None = None
+    workers: int = 1
+    seed: int | None = None
+    timeout: float | None = None
+    baseline_id: str | None = None
+
+    def __post_init__(self):
+        if self.workers < 1:
+            raise UserError(f"--workers must be at least 1 (got {self.workers})")
+        if self.timeout is not None and self.timeout <= 0:
+            raise UserError(f"--timeout must be > 0 seconds (got {self.timeout})")
+        named = all(isinstance(x, str) for x in (self.sampler, self.pruner, self.space))
+        if self.workers > 1 and not named:
+            raise UserError("--workers > 1 takes sampler, pruner and space by name")
+        if self.trials < 1:
+            raise UserError(f"--trials must be at least 1 (got {self.trials})")
+        if isinstance(self.sampler, str):
+            Sampler.parse(self.sampler)
+        if isinstance(self.pruner, str):
+            Pruner.parse(self.pruner)
+
+
+@dataclass
+class SearchContext:
+    """What one process shares while it runs trials of one study."""
+
+    tracker: T.Tracker
+    study: Any  # optuna.Study
+    storage: Any  # the storage the study was opened on
+    space: Space  # anchored: holds the baseline's own values
+    base: RunConfig  # the baseline's recorded config
+    baseline: T.RunInfo
+    parent_id: str  # the MLflow run `search:<study>`
+    n_trials: int  # the study-wide budget (a grid caps it at its size)
+    runner: Runner
+    deadline: float | None = None  # time.monotonic() after which no trial starts
+
+    @property
+    def progress(self) -> Progress:
+        return self.runner.progress
+
+    def time_left(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()

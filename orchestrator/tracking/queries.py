@@ -1,0 +1,105 @@
+"""Sweep-specific lookups on a store: baselines, their seeds, sweeps."""
+
+from __future__ import annotations
+
+from ..errors import NoBaselineError, UserError
+from .schema import (
+    FINISHED_STATUS,
+    SWEEP_ROLES,
+    TAG_BASELINE,
+    TAG_KNOB,
+    TAG_ROLE,
+    TAG_SEED_LIST,
+    TAG_SEEDS,
+    Role,
+    RunState,
+)
+from .store import RunInfo, Tracker
+
+
+def find_baseline(tracker: Tracker, run_id: str | None = None) -> RunInfo:
+    """The baseline to compare against: the given id, else the latest finished one."""
+    if run_id:
+        run = tracker.get_run(run_id)
+        if run.tags.get(TAG_ROLE) != Role.BASELINE:
+            raise UserError(
+                f"run {run_id} is not a baseline (its role is '{run.tags.get(TAG_ROLE, 'none')}')"
+            )
+        if run.state is not RunState.COMPLETE:
+            raise UserError(
+                f"baseline {run_id} did not finish (state {run.state}); "
+                "record a new one with `sweep baseline`"
+            )
+        return run
+    runs = tracker.search(
+        f"tags.`{TAG_ROLE}` = '{Role.BASELINE}' and attributes.status = '{FINISHED_STATUS}'"
+    )
+    runs = [r for r in runs if r.state is RunState.COMPLETE]
+    if not runs:
+        raise NoBaselineError(
+            f"no baseline recorded in experiment '{tracker.experiment_name}' at {tracker.uri}: "
+            "run `sweep baseline` first"
+        )
+    return runs[0]
+
+
+def is_seeded(baseline: RunInfo) -> bool:
+    """A baseline recorded with several seeds is a parent; its children hold the numbers."""
+    return baseline.tags.get(TAG_SEEDS, "1") != "1"
+
+
+def baseline_members(tracker: Tracker, baseline: RunInfo) -> list[RunInfo]:
+    """The runs that hold the baseline's numbers: itself, or its finished seed children."""
+    if not is_seeded(baseline):
+        return [baseline]
+    return [r for r in tracker.children(baseline.run_id) if r.state is RunState.COMPLETE]
+
+
+def baseline_seeds(baseline: RunInfo) -> list[int]:
+    raw = baseline.tags.get(TAG_SEED_LIST)
+    if raw:
+        return [int(s) for s in raw.split(",")]
+    return [int(baseline.params.get("seed", "1"))]
+
+
+def list_sweeps(tracker: Tracker, oldest_first: bool = False) -> list[RunInfo]:
+    order = ["attributes.start_time ASC" if oldest_first else "attributes.start_time DESC"]
+    runs = tracker.search(f"tags.`{TAG_ROLE}` != ''", order)
+    return [r for r in runs if r.tags.get(TAG_ROLE) in SWEEP_ROLES]
+
+
+def find_sweep(tracker: Tracker, sweep_id: str | None = None, knob: str | None = None) -> RunInfo:
+    """A sweep parent by id, the latest ablation of a knob, or the latest sweep."""
+    if sweep_id:
+        run = tracker.get_run(sweep_id)
+        if run.tags.get(TAG_ROLE) not in SWEEP_ROLES:
+            raise UserError(
+                f"run {sweep_id} is not a sweep (its role is '{run.tags.get(TAG_ROLE, 'none')}')"
+            )
+        return run
+    if knob:
+        runs = tracker.search(
+            f"tags.`{TAG_ROLE}` = '{Role.ABLATION}' and tags.`{TAG_KNOB}` = '{knob}'"
+        )
+        if not runs:
+            raise UserError(
+                f"no ablation of '{knob}' in experiment '{tracker.experiment_name}': "
+                f"run `sweep ablate --knob {knob}`"
+            )
+        return runs[0]
+    runs = list_sweeps(tracker)
+    if not runs:
+        raise UserError(
+            f"no sweep in experiment '{tracker.experiment_name}' yet: "
+            "run `sweep ablate --knob dropout`"
+        )
+    return runs[0]
+
+
+def find_ablation(tracker: Tracker, knob: str, baseline_id: str) -> RunInfo | None:
+    """The ablation parent of `knob` against this baseline, if one was started."""
+    runs = tracker.search(
+        f"tags.`{TAG_ROLE}` = '{Role.ABLATION}' and tags.`{TAG_KNOB}` = '{knob}' "
+        f"and tags.`{TAG_BASELINE}` = '{baseline_id}'"
+    )
+    return runs[0] if runs else None

@@ -1,0 +1,104 @@
+import math
+
+import pytest
+
+from orchestrator.results.export import render
+from orchestrator.results.table import Group, Settings, build_table
+from orchestrator.tracking import RunInfo
+
+
+def _run(i, loss, state="complete", status="FINISHED", seed=None, **tags):
+    metrics = (
+        {}
+        if loss is None
+        else {
+            "best_val_loss": loss,
+            "best_val_ppl": math.exp(loss),
+            "final_train_loss": loss - 0.1,
+            "final_val_loss": loss + 0.01,
+            "best_step": 30.0,
+            "train_tokens_per_s": 1000.0,
+            "wall_s": 1.0,
+            "params": 100.0,
+        }
+    )
+    seed_tag = {"sweep.seed": str(seed)} if seed is not None else {}
+    tags = {"sweep.state": state, **seed_tag, **tags}
+    return RunInfo(f"r{i}", f"run{i}", status, {}, metrics, tags, i, "")
+
+
+def test_table_numbers_deltas_and_failed_rows():
+    base = Group("dropout", "0.1", [_run(0, 2.0, seed=1), _run(1, 2.2, seed=2)], is_baseline=True)
+    better = Group("dropout", "0.0", [_run(2, 1.5, seed=1), _run(3, 1.6, seed=2)])
+    failed = Group(
+        "dropout",
+        "0.9",
+        [
+            _run(
+                4,
+                None,
+                state="failed",
+                status="FAILED",
+                **{"sweep.reason": "non-finite loss (nan) at step 7"},
+            )
+        ],
+    )
+    df = build_table(base, [better, failed])
+    assert list(df["value"]) == ["0.1", "0.0", "0.9"]
+    assert df.loc[0, "verdict"] == "baseline"
+    assert df.loc[1, "best_val_loss"] == pytest.approx(1.55)
+    assert df.loc[1, "delta"] == pytest.approx(1.55 - 2.1)
+    assert df.loc[1, "delta_pct"] == pytest.approx(100 * (1.55 - 2.1) / 2.1)
+    assert df.loc[1, "train_val_gap"] == pytest.approx(0.11)
+    assert df.loc[2, "verdict"].startswith("failed: non-finite loss (nan) at step 7")
+    assert df.loc[2, "seeds"] == 0
+    text = render(df, "table")
+    assert "1.5500 ± 0.0707" in text and "-26.2%" in text
+    # paired over seeds 1 and 2: differences -0.5 and -0.6, mean -0.55, sd 0.0707, df 1
+    t = 12.706204736174707  # t(0.975, 1)
+    half = t * 0.07071067811865482 / math.sqrt(2)
+    assert df.loc[1, "pairing"] == "paired"
+    assert df.loc[1, "delta_ci_low"] == pytest.approx(-0.55 - half)
+    assert df.loc[1, "delta_ci_high"] == pytest.approx(-0.55 + half)
+    assert df.loc[1, "verdict"] == "inconclusive"  # two pairs: the interval still crosses 0
+    assert df.loc[1, "seeds_needed"] >= 3
+    assert f"-0.5500 [{-0.55 - half:+.4f}, {-0.55 + half:+.4f}]" in text
+
+
+def test_a_seed_counts_once_and_deltas_use_the_seeds_both_sides_have():
+    base = Group("amp", "auto", [_run(i, 2.0 + i / 100, seed=i) for i in (1, 2, 3)], True)
+    # seed 1 recorded twice (a run named dropout=0.1 and one named dropout=0.1/seed=1), and
+    # only seeds 1-2 of the baseline's three: the same numbers as the baseline's seeds
+    same = Group(
+        "amp", "off", [_run(10, 2.01, seed=1), _run(11, 2.01, seed=1), _run(12, 2.02, seed=2)]
+    )
+    df = build_table(base, [same])
+    assert df.loc[1, "seeds"] == 2
+    assert df.loc[1, "delta"] == 0.0  # exactly: bit-identical seeds, not mean(1,2) - mean(1,2,3)
+    assert (df.loc[1, "delta_ci_low"], df.loc[1, "delta_ci_high"]) == (0.0, 0.0)
+    assert df.loc[1, "verdict"] == "equivalent" and df.loc[1, "p_value"] == 1.0
+
+
+def test_holm_across_the_rows_and_the_recorded_margin():
+    base = Group("k", "b", [_run(i, 2.0 + 0.01 * (i % 2), seed=i) for i in range(1, 6)], True)
+    shifted = [
+        Group(
+            "k",
+            str(d),
+            [
+                _run(10 * j + i, 2.0 + 0.01 * (i % 2) + d + 0.002 * (i % 3), seed=i)
+                for i in range(1, 6)
+            ],
+        )
+        for j, d in enumerate((0.03, -0.03, 0.005), start=1)
+    ]
+    df = build_table(base, shifted, Settings(alpha=0.05, margin=0.02))
+    assert list(df["verdict"][1:]) == ["worse", "better", "equivalent"]
+    from orchestrator.results.verdicts import holm
+
+    assert list(df["p_adjusted"][1:]) == pytest.approx(holm(list(df["p_value"][1:])))
+    wide = build_table(base, shifted, Settings(margin=0.05))  # a wider margin: all three inside
+    assert list(wide["verdict"][1:]) == ["equivalent"] * 3
+    assert "±0.05 nats" in wide.attrs["legend"] and "p < 0.05" in wide.attrs["legend"]
+    with pytest.raises(Exception, match="--margin must be a number >= 0"):
+        Settings(margin=-0.1)

@@ -1,0 +1,35 @@
+"""Local worker processes sharing one study on the journal storage."""
+
+from __future__ import annotations
+
+import os
+
+from optuna.trial import TrialState
+
+from orchestrator import tracking as T
+from orchestrator.search import run_search
+from orchestrator.search.attrs import ATTR_SURPLUS
+
+
+def test_two_local_workers_share_the_journal_storage(search_env, study_of):
+    tracker, _, space = search_env
+    res = run_search(
+        tracker,
+        trials=4,
+        space=str(space),
+        pruner="none",
+        workers=2,
+        seed=3,
+        study_name="workers",
+        plots=False,
+    )
+    trials = [
+        t for t in study_of(tracker, "workers").get_trials() if not t.user_attrs.get(ATTR_SURPLUS)
+    ]
+    assert len(trials) == 4 and len({t.number for t in trials}) == 4
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    children = tracker.children(res.parent_id)
+    assert sorted(int(r.tags[T.TAG_TRIAL]) for r in children) == sorted(t.number for t in trials)
+    assert all(r.status == "FINISHED" for r in children)
+    assert {r.tags[T.TAG_PID] for r in children} - {str(os.getpid())}, "trained in the workers"
+    assert tracker.get_run(res.parent_id).status == "FINISHED"
