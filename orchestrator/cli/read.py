@@ -77,7 +77,7 @@ def best(
     tracking_uri: TrackingUri = None,
 ) -> None:
     """The run with the lowest best val loss, and where its checkpoint is."""
-    from ..results.best import best_run
+    from ..results.best import best_run, standing
 
     tracker = _tracker(experiment, tracking_uri, create=False)
     run = best_run(tracker, sweep)
@@ -88,6 +88,9 @@ def best(
     )
     typer.echo(f"  checkpoint: {run.artifact_uri.rstrip('/')}/checkpoints/best.pt")
     typer.echo(f"  sample it: sweep sample --run {run.run_id}")
+    note = standing(tracker, run)
+    if note:
+        typer.echo(f"  {note}")
 
 
 @app.command()

@@ -150,3 +150,33 @@ def find_best(
 def best_member(tracker: T.Tracker, base_run: T.RunInfo) -> T.RunInfo:
     members = [r for r in T.baseline_members(tracker, base_run) if "best_val_loss" in r.metrics]
     return min(members, key=lambda r: r.metrics["best_val_loss"]) if members else base_run
+
+
+def standing(tracker: T.Tracker, run: T.RunInfo) -> str:
+    """What a best run's number means: the baseline, a candidate, or its row's verdict."""
+    from .export import interval_text
+    from .table import sweep_table
+
+    role = run.tags.get(T.TAG_ROLE)
+    if role in (Role.BASELINE, Role.BASELINE_SEED):
+        return "it is the baseline: no variant has a lower best val loss"
+    parent_id = run.parent_id
+    if parent_id is None:
+        return ""
+    if role == Role.SEARCH_TRIAL:
+        return (
+            "a single-seed search trial: a candidate, not a result; confirm it with the "
+            f"baseline's seeds: sweep confirm --sweep {parent_id}"
+        )
+    df = sweep_table(tracker, tracker.get_run(parent_id))
+    rows = df[df["value"] == run.tags.get(T.TAG_VALUE, run.name)]
+    if rows.empty:
+        return ""
+    row = rows.iloc[0]
+    delta = interval_text(row["delta"], row["delta_ci_low"], row["delta_ci_high"])
+    verdict = str(row["verdict"])
+    if verdict == "better":
+        return f"verdict: better than the baseline ({delta} best val loss)"
+    return (
+        f"verdict: {verdict} ({delta}): not shown to beat the baseline; keep it unless that changes"
+    )

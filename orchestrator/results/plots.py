@@ -110,8 +110,18 @@ def figure_curves(
     baseline: Group | None,
     groups: list[Group],
     metric: str = CURVE_METRIC,
+    x: str = "step",
 ):
-    """Val loss against step: the baseline thick and black, each variant's seeds as a band."""
+    """Val loss against step (or training FLOPs, `x="flops"`: a wider model costs more per
+    step): the baseline thick and black, each variant's seeds as a band."""
+    from . import compute
+
+    def scale(g: Group) -> float:
+        if x == "step":
+            return 1.0
+        per = [v for v in (compute.flops_per_step(r) for r in _curve_runs(g)) if math.isfinite(v)]
+        return statistics.fmean(per) if per else math.nan
+
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=FIGSIZE)
     many = len(groups) > MAX_LEGEND
@@ -120,7 +130,8 @@ def figure_curves(
     for i, g in enumerate(groups):
         hist = [h for h in (metric_history(tracker, r.run_id, metric) for r in _curve_runs(g)) if h]
         steps, mean, lo, hi = _band(hist)
-        if not steps:
+        steps = [st * scale(g) for st in steps]
+        if not steps or not all(math.isfinite(v) for v in steps):
             continue
         color = cmap(i % 10) if len(groups) <= 10 else cmap(i / max(1, len(groups) - 1))
         seeds = f" ({len(hist)} seeds)" if len(hist) > 1 else ""
@@ -151,7 +162,8 @@ def figure_curves(
             if h
         ]
         steps, mean, lo, hi = _band(hist)
-        if steps:
+        steps = [st * scale(baseline) for st in steps]
+        if steps and all(math.isfinite(v) for v in steps):
             seeds = f", {len(hist)} seeds" if len(hist) > 1 else ""
             ax.plot(
                 steps,
@@ -169,7 +181,8 @@ def figure_curves(
     if not drawn:
         plt.close(fig)
         return None
-    ax.set_xlabel("step")
+    what = "step" if x == "step" else "training FLOPs"
+    ax.set_xlabel(what)
     ax.set_ylabel(metric.replace("_", " "))
     band = (
         "shaded: min-max across seeds"
@@ -177,7 +190,7 @@ def figure_curves(
         else ""
     )
     ax.set_title(
-        f"{parent.name}: {metric} against step" + (f"\n{band}" if band else ""), fontsize=11
+        f"{parent.name}: {metric} against {what}" + (f"\n{band}" if band else ""), fontsize=11
     )
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="upper right")
@@ -312,6 +325,9 @@ def plot_sweep(
         )
     else:
         figs.append(("val-loss", fig))
+        fig = figure_curves(tracker, parent, baseline, groups, x="flops")
+        if fig is not None:
+            figs.append(("val-loss-flops", fig))
     if baseline is not None:
         fig = figure_deltas(parent, sweep_table(tracker, parent))
         if fig is None:

@@ -99,10 +99,12 @@ def best_trial(ctx: SearchContext) -> dict[str, Any] | None:
     except ValueError:  # no complete trial yet
         return None
     cfg = trial_config(ctx.base, t.params)
+    point = {p.name: ctx.base.to_flat()[p.name] for p in ctx.space.params}
     return {
         "number": t.number,
         "value": t.value,
         "params": dict(t.params),
+        "baseline_params": point,
         "command": baseline_command(cfg),
     }
 
@@ -122,6 +124,16 @@ def write_plots(ctx: SearchContext) -> tuple[list[Path], list[str]]:
     return written, notes
 
 
+def _baseline_value(df) -> float | None:
+    """Trial 0's best val loss: the baseline's own values at the trials' seed."""
+    if df is None or df.empty:
+        return None
+    zero = df[df["value"].astype(str).str.startswith("trial-0:")]
+    if zero.empty or zero["best_val_loss"].isna().all():
+        return None
+    return float(zero["best_val_loss"].iloc[0])
+
+
 def report_lines(result: SearchResult) -> list[str]:
     c = result.counts
     retried = f", {c['retried']} retried after a lost worker" if c.get("retried") else ""
@@ -132,10 +144,18 @@ def report_lines(result: SearchResult) -> list[str]:
     if result.best is not None:
         b = result.best
         lines.append(
-            f"best: trial-{b['number']} best_val_loss {b['value']:.4f} "
+            f"lowest val loss: trial-{b['number']} best_val_loss {b['value']:.4f} "
             f"({params_label(b['params'])})"
         )
-        lines.append(f"train it as a baseline: {b['command']}")
+        base = _baseline_value(result.table)
+        if b["params"] == b.get("baseline_params") or (base is not None and b["value"] >= base):
+            lines.append("no trial beat the baseline's own run at the same seed: keep the baseline")
+        else:
+            lines.append(
+                "a single-seed draw from many trials is a candidate, not a result (its val loss "
+                f"is biased low): confirm it with the baseline's seeds: "
+                f"sweep confirm --sweep {result.parent_id} --top 3"
+            )
     lines.extend(f"plot: {p}" for p in result.plots)
     lines.extend(f"note: {n}" for n in result.notes)
     lines.append(

@@ -25,7 +25,7 @@ def test_plot_writes_valid_pngs_and_attaches_them(smoke_store, tmp_path):  # noq
     assert res.exit_code == 0, res.output
     printed = [Path(line) for line in res.stdout.splitlines() if line.endswith(".png")]
     names = sorted(p.name for p in printed)
-    assert names == ["delta-best-val-loss.png", "val-loss.png"]
+    assert names == ["delta-best-val-loss.png", "val-loss-flops.png", "val-loss.png"]
     for p in printed:
         assert p.parent == out and p.is_file()
         w, h = png_size(p)
@@ -37,7 +37,11 @@ def test_plot_writes_valid_pngs_and_attaches_them(smoke_store, tmp_path):  # noq
 
     tracker = Tracker(smoke_store.uri, smoke_store.experiment, create=False)
     attached = set(tracker.list_artifacts(smoke_store.sweep_id, "plots"))
-    assert {"plots/val-loss.png", "plots/delta-best-val-loss.png"} <= attached
+    assert {
+        "plots/val-loss.png",
+        "plots/val-loss-flops.png",
+        "plots/delta-best-val-loss.png",
+    } <= attached
 
 
 def test_plot_default_folder_is_next_to_the_store(smoke_store):  # noqa: F811

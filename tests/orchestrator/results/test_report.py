@@ -38,7 +38,7 @@ def test_html_report_is_one_file_with_every_row_and_figure(smoke_store, tmp_path
             value,
             verdict,
         )
-    assert text.count("data:image/png;base64,") == 2  # curves + deltas, embedded
+    assert text.count("data:image/png;base64,") == 3  # curves by step and FLOPs, deltas
     assert "<img" in text and 'src="data:image/png;base64,' in text and '.png"' not in text
     assert "dataset.sha256" in text and "dropout" in text  # baseline config and dataset
     # a ready-to-run command only for a `better` verdict; otherwise: keep the baseline
@@ -66,7 +66,7 @@ def test_markdown_report_references_pngs_beside_it(smoke_store, tmp_path):  # no
             lines,
         )
     refs = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", text)
-    assert len(refs) == 2
+    assert len(refs) == 3
     for ref in refs:
         assert (tmp_path / ref).is_file(), ref
 

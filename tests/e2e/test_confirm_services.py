@@ -1,0 +1,58 @@
+"""`sweep search --confirm` on the set-up of several machines: Optuna on PostgreSQL, MLflow on
+a real `mlflow server` backed by PostgreSQL (here on one machine, as .ci/run starts them)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import services
+
+from orchestrator import tracking as T
+from orchestrator.baseline import record_baseline
+from orchestrator.config import build
+from orchestrator.results.table import sweep_table
+from orchestrator.tracking import Role, RunState, Tracker
+
+pytestmark = pytest.mark.slow
+
+TINY = {"max_steps": "12", "eval_every": "4", "eval_iters": "2", "batch_size": "8",
+        "block_size": "16", "n_embed": "32", "max_new_tokens": "16"}  # fmt: skip
+
+
+@pytest.fixture
+def optuna_db(pg_admin_url):
+    name = services.unique_db_name("sweep_confirm")
+    url = services.create_database(pg_admin_url, name)
+    try:
+        yield url
+    finally:
+        services.drop_database(pg_admin_url, name)
+
+
+def test_search_then_confirm_on_postgresql_and_an_mlflow_server(
+    tmp_path, mlflow_server_pg, optuna_db, corpus_path
+):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(corpus_path.read_text(encoding="utf-8")[:60_000], encoding="utf-8")
+    tracker = Tracker(mlflow_server_pg, "char-gpt")
+    assert record_baseline(tracker, build("smoke", dict(TINY), data=str(corpus)), seeds=2).ok
+    space = tmp_path / "space.toml"
+    space.write_text("[lr]\nlow = 3e-4\nhigh = 3e-3\nlog = true\n", encoding="utf-8")
+    cmd = [sys.executable, "-m", "orchestrator.cli", "search", "--trials", "3", "--space",
+           str(space), "--study", "s", "--storage", optuna_db, "--tracking-uri", mlflow_server_pg,
+           "--pruner", "none", "--sampler", "random", "--seed", "1", "--confirm", "1"]  # fmt: skip
+    out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "confirm run" in out.stdout
+    (parent,) = tracker.search(f"tags.`{T.TAG_ROLE}` = '{Role.CONFIRM}'")
+    assert parent.state is RunState.COMPLETE and parent.name == "confirm:s"
+    children = tracker.children(parent.run_id)
+    assert len(children) == 2 and all(r.state is RunState.COMPLETE for r in children)
+    assert sorted(r.name.rsplit("/", 1)[1] for r in children) == ["seed=1", "seed=2"]
+    df = sweep_table(tracker, parent)
+    row = df[df["verdict"] != "baseline"].iloc[0]
+    assert row["seeds"] == 2 and row["pairing"] == "paired"
+    assert set(tracker.list_artifacts(parent.run_id)) >= {"table.csv", "table.md"}
+    assert not tracker.search("attributes.status = 'RUNNING'")

@@ -1,0 +1,85 @@
+"""`sweep confirm`: a search's top trials re-trained with the baseline's seeds, under a
+`confirm:<study>` parent, with paired verdicts; on a real SQLite store and journal."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from orchestrator import tracking as T
+from orchestrator.baseline import record_baseline
+from orchestrator.cli import app
+from orchestrator.config import build
+from orchestrator.confirm import finished_trials, run_confirm
+from orchestrator.results.table import sweep_table
+from orchestrator.search import run_search
+from orchestrator.tracking import Role, RunState
+
+TINY = {"max_steps": "12", "eval_every": "4", "eval_iters": "2", "batch_size": "8",
+        "block_size": "16", "n_embed": "32", "max_new_tokens": "16"}  # fmt: skip
+SPACE = "[lr]\nlow = 3e-4\nhigh = 3e-3\nlog = true\n"
+
+
+@pytest.fixture
+def searched(tracker, corpus_path, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(corpus_path.read_text(encoding="utf-8")[:60_000], encoding="utf-8")
+    base = record_baseline(tracker, build("smoke", dict(TINY), data=str(corpus)), seeds=2)
+    assert base.ok
+    space = tmp_path / "space.toml"
+    space.write_text(SPACE, encoding="utf-8")
+    result = run_search(
+        tracker, trials=4, space=str(space), sampler="random", pruner="none", seed=3, plots=False
+    )
+    return tracker, tracker.get_run(base.run_id), result
+
+
+def test_confirm_retrains_the_top_trials_with_the_baseline_seeds(searched):
+    tracker, baseline, search = searched
+    trials = finished_trials(tracker, tracker.get_run(search.parent_id))
+    result = run_confirm(tracker, search.parent_id, top=2)
+    parent = tracker.get_run(result.parent_id)
+    assert parent.name == f"confirm:{search.study_name}" and parent.state is RunState.COMPLETE
+    assert parent.tags[T.TAG_ROLE] == Role.CONFIRM
+    assert parent.tags[T.TAG_SEARCH_RUN] == search.parent_id
+    assert parent.tags[T.TAG_BASELINE] == baseline.run_id
+    # the two best trials that are not the baseline's own values, each with seeds 1 and 2
+    expected = [r.name for r in trials if r.tags[T.TAG_TRIAL] != "0"][:2]
+    assert result.candidates == expected
+    children = tracker.children(result.parent_id)
+    assert sorted(r.name for r in children) == sorted(
+        f"{n}/seed={s}" for n in expected for s in (1, 2)
+    )
+    assert all(r.tags[T.TAG_ROLE] == Role.CONFIRM_RUN for r in children)
+    df = sweep_table(tracker, parent)
+    rows = df[df["verdict"] != "baseline"]
+    assert len(rows) == 2 and set(rows["seeds"]) == {2} and set(rows["pairing"]) == {"paired"}
+    assert rows["verdict"].isin(["better", "worse", "equivalent", "inconclusive"]).all()
+    # a confirmed seed 1 reproduces the trial's own single-seed number (same config, same seed)
+    for name in expected:
+        trial = next(r for r in trials if r.name == name)
+        again = next(r for r in children if r.name == f"{name}/seed=1")
+        assert again.metrics["best_val_loss"] == trial.metrics["best_val_loss"]
+    # resumable: nothing trained twice
+    assert run_confirm(tracker, search.parent_id, top=2).trained == []
+
+
+def test_confirm_bad_input_is_one_line_and_records_nothing(searched, store):
+    tracker, baseline, search = searched
+    before = len(tracker.search())
+    n = len(finished_trials(tracker, tracker.get_run(search.parent_id)))
+    runner = CliRunner()
+    for args, message in (
+        (["--top", "0"], "--top must be between 1 and the"),
+        (["--top", str(n + 1)], f"--top must be between 1 and the {n} finished trial(s)"),
+        (["--sweep", baseline.run_id], "is not a search"),
+        (["--margin", "-1"], "--margin must be a number >= 0"),
+    ):
+        args = ["confirm", "--tracking-uri", store, *args]
+        if "--sweep" not in args:
+            args += ["--sweep", search.parent_id]
+        r = runner.invoke(app, args)
+        assert r.exit_code == 2, r.output
+        lines = [ln for ln in r.output.splitlines() if ln.startswith("error: ")]
+        assert len(lines) == 1 and message in lines[0], r.output
+    assert len(tracker.search()) == before
