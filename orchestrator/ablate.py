@@ -7,6 +7,7 @@ and seed are kept, runs left RUNNING by a dead process are ended KILLED and trai
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -14,8 +15,9 @@ from model.errors import ConfigError
 
 from . import tracking as T
 from .baseline import baseline_config, seed_list
-from .config import RunConfig
+from .config import RunConfig, config_params, heads_note, notes
 from .errors import UserError
+from .estimate import say_estimate
 from .knobs import Knob, default_values, knob_or_error, value_label
 from .progress import Progress
 from .results.table import Settings
@@ -32,9 +34,14 @@ class Plan:
 
 
 def plan_ablation(
-    base: RunConfig, knob: Knob, raw_values: list[Any], seeds: list[int]
+    base: RunConfig,
+    knob: Knob,
+    raw_values: list[Any],
+    seeds: list[int],
+    warnings: list[str] | None = None,
 ) -> list[Plan]:
-    """Validate every value before anything trains."""
+    """Validate every value before anything trains; what trains but not quite as asked (a
+    width that forces another n_head, warmup longer than the run) goes to `warnings`."""
     plans: list[Plan] = []
     seen: set[str] = set()
     for raw in raw_values:
@@ -48,6 +55,11 @@ def plan_ablation(
         if text in seen:
             continue
         seen.add(text)
+        if warnings is not None:
+            if knob.name != "n_head":
+                heads = heads_note(cfg0.gpt.n_embed, base.gpt.n_head, cfg0.gpt.n_head)
+                warnings += [f"{knob.name}={text}: {heads}"] if heads else []
+            warnings += [f"{knob.name}={text}: {n}" for n in notes(cfg0) if n not in notes(base)]
         same = cfg0.config_hash() == base.config_hash()
         for s in seeds:
             name = f"{knob.name}={text}" + (f"/seed={s}" if len(seeds) > 1 else "")
@@ -91,8 +103,23 @@ def open_parent(
             T.TAG_BASELINE_VALUE: knob.current(base),
             **settings.tags(),
         }
-        return tracker.create_run(f"ablate:{knob.name}", tags=tags), []
-    tracker.reopen(parent.run_id)
+        mine = tracker.create_run(f"ablate:{knob.name}", tags=tags)
+        # the baseline's config and the knob as params: the runs table reads at a glance
+        tracker.log_params(mine, {**config_params(baseline.params), "ablate.knob": knob.name})
+        # Two `sweep ablate` of one knob started at once both create a parent: the earliest
+        # stays, the other is removed, so both train into one sweep (and each run once).
+        first = earliest(
+            tracker.search(
+                f"tags.`{T.TAG_ROLE}` = '{Role.ABLATION}' and tags.`{T.TAG_KNOB}` = '{knob.name}' "
+                f"and tags.`{T.TAG_BASELINE}` = '{baseline.run_id}'"
+            )
+        )
+        if first is None or first.run_id == mine:
+            return mine, []
+        tracker.delete_run(mine)
+        parent = first
+    if parent.state is not RunState.RUNNING or T.orphaned(parent):
+        tracker.reopen(parent.run_id)
     tracker.set_tags(parent.run_id, settings.tags())
     existing = tracker.children(parent.run_id)
     for run in T.reap_stale(tracker, existing):
@@ -100,6 +127,20 @@ def open_parent(
             f"{run.name}: was left RUNNING by a process that died; ended as KILLED, training it again"
         )
     return parent.run_id, existing
+
+
+def earliest(runs: list[T.RunInfo]) -> T.RunInfo | None:
+    return min(runs, key=lambda r: (r.start_time, r.run_id), default=None)
+
+
+def others_running(tracker: T.Tracker, parent_id: str) -> bool:
+    """Another live process still trains into this sweep (it will end the parent)."""
+    return any(
+        r.state is RunState.RUNNING
+        and not T.orphaned(r)
+        and r.tags.get(T.TAG_PID) != str(os.getpid())
+        for r in tracker.children(parent_id)
+    )
 
 
 def sequential_settings(
@@ -153,7 +194,10 @@ def run_ablation(
     base = baseline_config(baseline)
     seed_values = T.baseline_seeds(baseline) if seeds is None else seed_list(base.train.seed, seeds)
     raw_values = values if values is not None else default_values(knob.name)
-    plans = plan_ablation(base, knob, raw_values, seed_values)
+    warnings: list[str] = []
+    plans = plan_ablation(base, knob, raw_values, seed_values, warnings)
+    for w in warnings:
+        progress.warn(w)
     if until_clear:
         found = T.find_ablation(tracker, knob.name, baseline.run_id)
         settings = sequential_settings(found, len(T.baseline_seeds(baseline)), max_seeds, settings)
@@ -164,6 +208,8 @@ def run_ablation(
 
     runner = Runner(tracker, progress, expect_sha256=baseline.params.get("dataset.sha256"))
     parent_id, existing = open_parent(tracker, knob, baseline, base, settings, progress)
+    values_tag = ",".join(dict.fromkeys(p.value for p in plans))
+    tracker.set_tags(parent_id, {"sweep.values": values_tag})
     # The config hash covers the seed: a (config, seed) is found whatever its run was named
     # (`dropout=0.1` with one seed, `dropout=0.1/seed=1` with several) and never trained twice.
     done = {r.tags.get(T.TAG_CONFIG_HASH) for r in existing if r.state is RunState.COMPLETE}
@@ -175,6 +221,8 @@ def run_ablation(
     for name in skipped:
         progress.say(f"{name}: already finished with the same config, not trained again")
 
+    if todo:
+        say_estimate(runner, todo[0].cfg, len(todo))
     progress.sweep(len(todo))
     trained: list[Outcome] = []
     looks = 0
@@ -198,7 +246,10 @@ def run_ablation(
         from .results.table import attach_table, sweep_table
 
         attach_table(tracker, parent_id, sweep_table(tracker, tracker.get_run(parent_id)))
-    tracker.end_run(parent_id, RunState.COMPLETE)
+    if others_running(tracker, parent_id):
+        progress.say("another process still trains into this sweep: it ends the parent run")
+    else:
+        tracker.end_run(parent_id, RunState.COMPLETE)
     return AblationResult(parent_id, trained, skipped, stand_ins, looks)
 
 

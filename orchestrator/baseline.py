@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from . import tracking as T
 from .config import RunConfig, from_flat, is_config_key
 from .errors import UserError
+from .estimate import say_estimate
 from .progress import Progress
 from .runner import Outcome, Runner, parent_run, run_params
 from .tracking import Role, RunState
@@ -37,6 +38,7 @@ def record_baseline(
     seed_values = seed_list(cfg.train.seed, seeds)
     runner = Runner(tracker, progress)
     cfg = runner.check(cfg)  # a bad config is refused before anything is recorded
+    say_estimate(runner, cfg, seeds)
     tags = {
         T.TAG_ROLE: Role.BASELINE,
         T.TAG_SEEDS: str(seeds),

@@ -51,6 +51,9 @@ KNOWN_KEYS = sorted([*FIELDS, DATA_KEY])
 RUN_ONLY = frozenset({"device", "save_best"})
 
 
+MAX_SEED = 2**32 - 1  # what every random generator here takes
+
+
 def is_config_key(key: str) -> bool:
     return key in FIELDS or key == DATA_KEY
 
@@ -136,16 +139,22 @@ def coerce(key: str, raw: Any) -> Any:
             if isinstance(text, bool):
                 raise ValueError
             if isinstance(text, int):
-                return text
-            value = float(str(text).replace("_", ""))
-            if not value.is_integer():
-                raise ValueError
-            return int(value)
+                value = text
+            else:
+                number = float(str(text).replace("_", ""))
+                if not number.is_integer():
+                    raise ValueError
+                value = int(number)
+            if key == "seed" and not 0 <= value <= MAX_SEED:
+                raise ConfigError(key, f"seed must be an integer in [0, {MAX_SEED}] (got {raw!r})")
+            return value
         if typ is float:
             if isinstance(text, bool):
                 raise ValueError
             return float(str(text).replace("_", "")) if isinstance(text, str) else float(text)
         return str(text)
+    except ConfigError:
+        raise
     except (TypeError, ValueError):
         kind = {bool: "true or false", int: "an integer", float: "a number"}.get(typ, "a string")
         raise ConfigError(key, f"{key} must be {kind} (got {raw!r})") from None
@@ -189,6 +198,11 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
             key, raw = "schedule", "cosine" if flag else "constant"
         if not is_config_key(key):
             raise UserError(f"--set {pair}: {unknown_key_message(key)}")
+        if key == "save_best":
+            raise UserError(
+                f"--set {pair}: the best checkpoint is always stored as checkpoints/best.pt of "
+                "its run; save_best cannot be set"
+            )
         out[key] = raw
     return out
 
@@ -260,6 +274,27 @@ def validated(flat: dict[str, Any], overrides: dict[str, str], origin: str) -> R
             where = " ".join(f"--set {k}={overrides[k]}" for k in related)
             raise UserError(f"{where}: {e.message}") from None
         raise UserError(f"{origin}: {e.message}") from None
+
+
+def notes(cfg: RunConfig) -> list[str]:
+    """Settings that train, but probably not as meant: said as warnings before training."""
+    out = []
+    t = cfg.train
+    if t.warmup_steps > t.max_steps:
+        out.append(
+            f"warmup_steps ({t.warmup_steps}) is more than max_steps ({t.max_steps}): the "
+            "learning rate never reaches its peak"
+        )
+    return out
+
+
+def heads_note(n_embed: int, wanted: int, got: int) -> str | None:
+    if got == wanted:
+        return None
+    return (
+        f"n_embed={n_embed} is not divisible by n_head={wanted}: n_head is {got} (the largest "
+        "divisor at or below it), which changes the attention too"
+    )
 
 
 def baseline_command(cfg: RunConfig, seeds: int = 1) -> str:

@@ -15,3 +15,10 @@ class NoBaselineError(UserError):
 
 class Interrupted(BaseException):
     """Raised by the SIGTERM/SIGHUP handler: the run ends KILLED, like Ctrl-C."""
+
+
+class StoreError(Exception):
+    """The MLflow store could not be read or did not take a write (full disk, read-only,
+    locked, a path too long): one line naming the store and the cause, exit code 1."""
+
+    exit_code = 1

@@ -8,6 +8,7 @@ Optuna pruner's), and ends the run in a `RunState`: never left RUNNING.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -23,9 +24,10 @@ from model.data import CorpusError, Dataset, resolve_corpus
 from model.errors import ConfigError
 from model.train import DivergenceError, Trainer, TrainerHooks
 
+from . import provenance
 from . import tracking as T
-from .config import RunConfig
-from .errors import Interrupted, UserError
+from .config import RunConfig, notes
+from .errors import Interrupted, StoreError, UserError
 from .progress import Progress
 from .tracking import RunState
 
@@ -105,7 +107,8 @@ class RunLogger(TrainerHooks):
 
     def upload(self) -> None:
         """config.json, samples and the best checkpoint in one upload at the end (also after
-        a failure or an interrupt, so what was learned is kept)."""
+        a failure or an interrupt, so what was learned is kept), then checked: every file is
+        in the store with its size, or this raises (a full disk, a path too long)."""
         self.tracker.flush(self.run_id)
         if self.best is not None and self.best.exists():
             staged = self.staging / "checkpoints" / "best.pt"
@@ -115,6 +118,20 @@ class RunLogger(TrainerHooks):
             except OSError:
                 shutil.copyfile(self.best, staged)
         self.tracker.log_artifacts(self.run_id, self.staging)
+        want = {
+            p.relative_to(self.staging).as_posix(): p.stat().st_size
+            for p in self.staging.rglob("*")
+            if p.is_file()
+        }
+        stored = self.tracker.artifact_sizes(self.run_id)
+        bad = sorted(k for k, size in want.items() if stored.get(k) != size)
+        if bad:
+            got = ", ".join(f"{k} ({stored.get(k, 'missing')} of {want[k]} bytes)" for k in bad[:3])
+            raise ArtifactError(f"artifacts not stored whole: {got}")
+
+
+class ArtifactError(RuntimeError):
+    """The store did not keep a run's artifacts whole: the run cannot end FINISHED."""
 
 
 SUMMARY_KEYS = (
@@ -141,6 +158,22 @@ def pin_corpus(cfg: RunConfig, dataset: Dataset) -> RunConfig:
     return cfg if cfg.data == name else cfg.replace(data=name)
 
 
+WORKDIR_PREFIX = "sweep-run-"  # + pid + "-": a killed run's folder is found and removed later
+
+
+def remove_dead_workdirs(root: Path | None = None) -> list[Path]:
+    """Remove the work folders (checkpoints, staged artifacts) of runs whose process is gone:
+    a SIGKILL leaves them behind, and each can hold a checkpoint of tens of MB."""
+    root = Path(root or tempfile.gettempdir())
+    removed = []
+    for path in root.glob(f"{WORKDIR_PREFIX}*-*"):
+        pid = path.name[len(WORKDIR_PREFIX) :].split("-", 1)[0]
+        if path.is_dir() and pid.isdigit() and int(pid) != os.getpid() and not T.alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 class Runner:
     """Trains the configurations of one command as MLflow runs.
 
@@ -159,6 +192,7 @@ class Runner:
         self.progress = progress or Progress(live=False)
         self.expect_sha256 = expect_sha256
         self._datasets: dict[str | None, Dataset] = {}
+        remove_dead_workdirs()
 
     def dataset(self, spec: str | None) -> Dataset:
         """Resolve and encode a corpus once; a corpus error is one line for the user."""
@@ -183,10 +217,28 @@ class Runner:
             )
         return pin_corpus(cfg, dataset), dataset
 
+    def _claimed_elsewhere(self, run_id: str, parent_id: str, config_hash: str) -> T.RunInfo | None:
+        """Another run of the same config and seed in this sweep that finished, or that a live
+        process started before this one: two `sweep ablate` at once train each (config, seed)
+        once. Every process creates its run first and then looks, so of two racing processes
+        at least the later one sees the earlier one's run (MLflow's store orders them)."""
+        mine = self.tracker.get_run(run_id)
+        for run in self.tracker.children(parent_id):
+            if run.run_id == run_id or run.tags.get(T.TAG_CONFIG_HASH) != config_hash:
+                continue
+            if run.state is RunState.COMPLETE:
+                return run
+            earlier = (run.start_time, run.run_id) < (mine.start_time, mine.run_id)
+            if run.state is RunState.RUNNING and earlier and not T.orphaned(run):
+                return run
+        return None
+
     def check(self, cfg: RunConfig) -> RunConfig:
         """Everything the trainer would refuse, refused before any run is recorded."""
         cfg, dataset = self.prepare(cfg)
         self._trainer(cfg, dataset, Path(tempfile.gettempdir()))
+        for note in notes(cfg):
+            self.progress.warn(note)
         return cfg
 
     @staticmethod
@@ -215,7 +267,7 @@ class Runner:
         """
         cfg, dataset = self.prepare(cfg)
         identity = dataset.identity()
-        with tempfile.TemporaryDirectory(prefix="sweep-run-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-") as tmp:
             workdir = Path(tmp)
             staging = workdir / "artifacts"
             staging.mkdir()
@@ -226,11 +278,21 @@ class Runner:
                 T.TAG_SEED: str(cfg.train.seed),
                 T.TAG_DEVICE: trainer.device,
                 T.TAG_AMP: amp,
+                **provenance.tags(),
                 **(tags or {}),
             }
             tracker = self.tracker
             if run_id is None:
                 run_id = tracker.create_run(name, parent_id=parent_id, tags=all_tags)
+                if parent_id is not None:
+                    other = self._claimed_elsewhere(run_id, parent_id, cfg.config_hash())
+                    if other is not None:
+                        tracker.delete_run(run_id)
+                        reason = (
+                            f"trained by another process (run {other.run_id}); not trained twice"
+                        )
+                        self.progress.say(f"{name}: {reason}")
+                        return Outcome(other.run_id, name, RunState.DUPLICATE, {}, reason)
             else:
                 tracker.set_tags(run_id, all_tags)
             tracker.log_params(run_id, run_params(cfg, identity))
@@ -298,7 +360,18 @@ class Runner:
         return Outcome(run_id=run_id, name=name, state=state, summary=summary, reason=reason)
 
     def _finish(self, logger: RunLogger, run_id: str, state: RunState, reason: str | None) -> None:
+        """Upload and verify the artifacts, then end the run. A run is FINISHED only with its
+        artifacts stored whole; else it ends FAILED with the reason (and resume retrains it)."""
         try:
             logger.upload()
-        finally:
-            self.tracker.end_run(run_id, state, reason)
+        except Exception as e:
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            why = f"could not store the run's artifacts: {type(e).__name__}: {first}"
+            ending = state if state in (RunState.KILLED, RunState.FAILED) else RunState.FAILED
+            # if the store refuses this write too, the next command that writes ends the run
+            with contextlib.suppress(Exception):
+                self.tracker.end_run(run_id, ending, f"{reason}; {why}" if reason else why)
+            if ending is state:
+                return  # killed or failed anyway: that is what propagates
+            raise StoreError(f"{self.tracker.uri}: {why}") from None
+        self.tracker.end_run(run_id, state, reason)

@@ -48,6 +48,29 @@ app = typer.Typer(
     cls=OneLineErrors,
 )
 
+
+def _version(value: bool) -> None:
+    if value:
+        from ..provenance import git_commit, version
+
+        commit = git_commit()
+        typer.echo(f"sweep {version('sweep')}" + (f" (git {commit[:12]})" if commit else ""))
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Show the version and exit.", callback=_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Which change makes your character-level GPT better? Baseline, one-knob ablations and
+    Optuna searches, all recorded in MLflow."""
+
+
 Experiment = Annotated[
     str, typer.Option("--experiment", "-e", help="MLflow experiment (one per study).")
 ]
@@ -122,13 +145,15 @@ def handled(fn):
     def wrapper(*args, **kwargs):
         from model.errors import ConfigError
 
-        from ..errors import Interrupted, UserError
+        from ..errors import Interrupted, StoreError, UserError
 
         try:
             return fn(*args, **kwargs)
         except typer.Exit:
             raise
         except UserError as e:
+            raise fail(str(e), e.exit_code) from None
+        except StoreError as e:
             raise fail(str(e), e.exit_code) from None
         except ConfigError as e:
             raise fail(f"{e.key}: {e.message}") from None
@@ -160,10 +185,18 @@ def _signals_as_interrupt() -> None:
         signal.signal(sig, raise_interrupted)
 
 
-def _tracker(experiment: str, tracking_uri: str | None, create: bool = True):
-    from ..tracking import Tracker
+def _tracker(experiment: str, tracking_uri: str | None, create: bool = True, writes: bool = False):
+    """The store; for a command that writes, runs left RUNNING by dead processes of this host
+    (a closed terminal, a SIGKILL) are ended KILLED first, with the reason."""
+    from .. import tracking as T
 
-    return Tracker(tracking_uri, experiment, create=create)
+    tracker = T.Tracker(tracking_uri, experiment, create=create)
+    if writes:
+        for run in T.reap_stale(tracker, T.running(tracker)):
+            typer.secho(
+                f"note: {run.name} ({run.run_id}): {run.tags[T.TAG_REASON]}; ended KILLED", err=True
+            )
+    return tracker
 
 
 def _progress():

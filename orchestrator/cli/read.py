@@ -1,4 +1,4 @@
-"""Commands that only read the store: table, best, sample, plot, report, ui."""
+"""Commands that only read the store: list, table, best, sample, plot, report, ui."""
 
 from __future__ import annotations
 
@@ -22,6 +22,19 @@ from .common import (
     handled,
     settings,
 )
+
+
+@app.command("list")
+@handled
+def list_(
+    experiment: Experiment = DEFAULT_EXPERIMENT,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Baselines and sweeps recorded in the experiment, newest first, with ids and states."""
+    from ..results.listing import render, rows
+
+    tracker = _tracker(experiment, tracking_uri, create=False)
+    typer.echo(render(rows(tracker)))
 
 
 @app.command()
@@ -96,22 +109,40 @@ def best(
 @app.command()
 @handled
 def sample(
-    run: Annotated[str, typer.Option("--run", help="Run id whose best checkpoint to sample from.")],
+    run: Annotated[
+        str | None,
+        typer.Option("--run", help="Run id (a sweep or seeded baseline: its best child)."),
+    ] = None,
+    best: Annotated[
+        bool, typer.Option("--best", help="Sample the experiment's best run (see `sweep best`).")
+    ] = False,
     temperature: Annotated[float, typer.Option(help="> 0; lower is more conservative.")] = 0.8,
     top_k: Annotated[
         int, typer.Option("--top-k", help="0 = off; clamped to the vocabulary size.")
     ] = 50,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 400,
-    prompt: Annotated[str, typer.Option(help="Text to continue.")] = "\n",
+    prompt: Annotated[
+        str | None,
+        typer.Option(help="Text to continue (default: a newline, if the corpus has one)."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 1337,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Generate text from a run's best checkpoint."""
-    from ..results.sample import sample_run
+    from ..errors import UserError
+    from ..results.best import best_run
+    from ..results.sample import checkpoint_run, sample_run
 
+    if (run is None) == (not best):
+        raise UserError("give --run RUN_ID or --best (one of them)")
     tracker = _tracker(experiment, tracking_uri, create=False)
-    text, notices = sample_run(tracker, run, temperature, top_k, max_new_tokens, prompt, seed)
+    picked, note = checkpoint_run(tracker, best_run(tracker).run_id if best else run)
+    if note:
+        typer.secho(f"note: {note}", err=True)
+    text, notices = sample_run(
+        tracker, picked.run_id, temperature, top_k, max_new_tokens, prompt, seed
+    )
     for n in notices:
         typer.secho(f"warning: {n}", fg=typer.colors.YELLOW, err=True)
     typer.echo(text)

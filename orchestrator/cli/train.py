@@ -52,7 +52,7 @@ def baseline(
     from ..config import build, parse_overrides
 
     cfg = build(profile, parse_overrides(set_ or []), data)
-    tracker = _tracker(experiment, tracking_uri)
+    tracker = _tracker(experiment, tracking_uri, writes=True)
     _signals_as_interrupt()
     result = record_baseline(tracker, cfg, seeds, _progress())
     typer.echo(f"baseline run {result.run_id} in experiment '{experiment}' ({tracker.uri})")
@@ -101,7 +101,7 @@ def ablate(
     from ..results.table import sweep_table
 
     chosen = settings(margin, alpha)
-    tracker = _tracker(experiment, tracking_uri)
+    tracker = _tracker(experiment, tracking_uri, create=False, writes=True)
     _signals_as_interrupt()
     result = run_ablation(
         tracker,
@@ -182,7 +182,7 @@ def search(
     """Optuna search around the recorded baseline, every trial a nested MLflow run."""
     from ..search import report_lines, run_search
 
-    tracker = _tracker(experiment, tracking_uri)
+    tracker = _tracker(experiment, tracking_uri, create=False, writes=True)
     _signals_as_interrupt()
     result = run_search(
         tracker,
@@ -237,6 +237,6 @@ def confirm(
 ) -> None:
     """Re-train a search's top trials with the baseline's seeds: paired verdicts, no winner's curse."""
     chosen = settings(margin, alpha)
-    tracker = _tracker(experiment, tracking_uri, create=False)
+    tracker = _tracker(experiment, tracking_uri, create=False, writes=True)
     _signals_as_interrupt()
     _confirm(tracker, sweep, top, seeds, chosen, fmt)

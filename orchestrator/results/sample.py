@@ -9,15 +9,32 @@ from .. import tracking as T
 from ..errors import UserError
 
 
+def checkpoint_run(tracker: T.Tracker, run_id: str) -> tuple[T.RunInfo, str | None]:
+    """The run that holds the checkpoint for `run_id`: itself, or for a seeded baseline or a
+    sweep parent its best finished child; and a note saying which child was picked."""
+    from .best import best_run, has_checkpoint
+
+    run = tracker.get_run(run_id)
+    if has_checkpoint(run):
+        return run, None
+    child = best_run(tracker, run_id)
+    return (
+        child,
+        f"{run.name} is a parent run: sampling its best child {child.name} ({child.run_id})",
+    )
+
+
 def sample_run(
     tracker: T.Tracker,
     run_id: str,
     temperature: float,
     top_k: int,
     max_new_tokens: int,
-    prompt: str,
+    prompt: str | None,
     seed: int,
 ) -> tuple[str, list[str]]:
+    """Text from a run's best checkpoint; prompt None: a newline, or the corpus's first
+    character when the corpus has no newline."""
     from model.sample import (
         CheckpointError,
         PromptError,
@@ -27,14 +44,17 @@ def sample_run(
     )
 
     cfg = SampleConfig(temperature=temperature, top_k=top_k, max_new_tokens=max_new_tokens)
-    tracker.get_run(run_id)
+    run_id = checkpoint_run(tracker, run_id)[0].run_id
     with tempfile.TemporaryDirectory(prefix="sweep-sample-") as tmp:
         path = tracker.download(run_id, "checkpoints/best.pt", Path(tmp))
         try:
             ckpt = load_checkpoint(path)
         except CheckpointError as e:
             raise UserError(str(e)) from None
+    if prompt is None:
+        prompt = "\n" if not ckpt.tokenizer.unknown("\n") else ckpt.tokenizer.decode([0])
     try:
-        return generate_text(ckpt.model, ckpt.tokenizer, cfg, prompt=prompt, seed=seed)
+        text, notices = generate_text(ckpt.model, ckpt.tokenizer, cfg, prompt=prompt, seed=seed)
     except PromptError as e:
         raise UserError(str(e)) from None
+    return text, notices

@@ -360,6 +360,18 @@ def sweep_table(
     return df
 
 
+def best_row_summary(df: pd.DataFrame) -> tuple[dict[str, float], dict[str, str]]:
+    """The lowest variant row as metrics and tags for the sweep's parent run, so the MLflow
+    runs table reads at a glance: best_val_loss, delta, and the value with its verdict."""
+    rows = df[(df["verdict"] != "baseline") & df["best_val_loss"].notna()]
+    if rows.empty:
+        return {}, {}
+    row = rows.loc[rows["best_val_loss"].idxmin()]
+    metrics = {"best_val_loss": float(row["best_val_loss"]), "best_delta": float(row["delta"])}
+    tags = {"sweep.best_value": str(row["value"]), "sweep.best_verdict": str(row["verdict"])}
+    return {k: v for k, v in metrics.items() if math.isfinite(v)}, tags
+
+
 def attach_table(tracker, parent_id: str, df: pd.DataFrame) -> list[Path]:
     """table.csv and table.md on the parent run, and the same files next to the store."""
     import tempfile as _tf
@@ -370,13 +382,17 @@ def attach_table(tracker, parent_id: str, df: pd.DataFrame) -> list[Path]:
         write_atomic(out_dir / f"{name}-{parent_id[:8]}.csv", render(df, "csv")),
         write_atomic(out_dir / f"{name}-{parent_id[:8]}.md", render(df, "md")),
     ]
+    metrics, tags = best_row_summary(df)
     tracker.set_tags(
         parent_id,
         {
             TAG_ALPHA: repr(df.attrs.get("alpha", DEFAULT_ALPHA)),
             TAG_MARGIN: repr(df.attrs.get("margin", DEFAULT_MARGIN)),
+            **tags,
         },
     )
+    if metrics:
+        tracker.log_metrics(parent_id, metrics, 0)
     with _tf.TemporaryDirectory() as tmp:
         for fmt in ("csv", "md"):
             p = write_atomic(Path(tmp) / f"table.{fmt}", render(df, fmt))

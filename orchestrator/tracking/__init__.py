@@ -14,6 +14,7 @@ from .queries import (
     find_sweep,
     is_seeded,
     list_sweeps,
+    running,
 )
 from .schema import *  # noqa: F403  (tag names, RunState, Role)
 from .schema import Role, RunState
@@ -37,5 +38,6 @@ __all__ = [
     "orphaned",
     "reap_stale",
     "resolve_uri",
+    "running",
     "sqlite_path",
 ]

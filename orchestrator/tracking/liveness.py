@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 
-from .schema import TAG_HOST, TAG_PID, TAG_STATE, RunState
+from .schema import TAG_HOST, TAG_PID, TAG_REASON, TAG_STATE, RunState
 from .store import RunInfo, Tracker
 
 
@@ -40,11 +40,10 @@ def reap_stale(tracker: Tracker, runs: list[RunInfo]) -> list[RunInfo]:
     for run in runs:
         if not orphaned(run):
             continue
-        pid = run.tags.get(TAG_PID, "?")
-        tracker.end_run(
-            run.run_id, RunState.KILLED, f"left RUNNING by process {pid}, which no longer exists"
-        )
+        reason = f"left RUNNING by process {run.tags.get(TAG_PID, '?')}, which no longer exists"
+        tracker.end_run(run.run_id, RunState.KILLED, reason)
         run.status = RunState.KILLED.status
         run.tags[TAG_STATE] = str(RunState.KILLED)
+        run.tags[TAG_REASON] = reason
         reaped.append(run)
     return reaped

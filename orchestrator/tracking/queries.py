@@ -103,3 +103,8 @@ def find_ablation(tracker: Tracker, knob: str, baseline_id: str) -> RunInfo | No
         f"and tags.`{TAG_BASELINE}` = '{baseline_id}'"
     )
     return runs[0] if runs else None
+
+
+def running(tracker: Tracker) -> list[RunInfo]:
+    """The experiment's runs that the store says are RUNNING."""
+    return tracker.search(f"attributes.status = '{RunState.RUNNING.status}'")

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from ..errors import UserError
+from ..errors import StoreError, UserError
 from ..paths import slug
 from .schema import PARENT_TAG, TAG_HOST, TAG_PID, TAG_REASON, TAG_STATE, RunState
 
 DEFAULT_EXPERIMENT = "char-gpt"
+MAX_EXPERIMENT_NAME = 200  # it becomes a folder name under mlruns/ (file names stop at 255 bytes)
 
 
 def resolve_uri(uri: str | None) -> str:
@@ -90,6 +91,30 @@ def _info(run: Any) -> RunInfo:
     )
 
 
+def _writes(method):
+    """A write the store refuses (full disk, read-only, locked, a name too long) becomes one
+    StoreError naming the store and the cause, instead of MLflow's traceback."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (UserError, StoreError):
+            raise
+        except Exception as e:
+            raise StoreError(f"cannot write to the MLflow store {self.uri}: {_cause(e)}") from None
+
+    return wrapper
+
+
+def _cause(e: BaseException) -> str:
+    """The line of an MLflow/SQLAlchemy error that says what went wrong."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    line = next((ln for ln in lines if "Error" in ln or "error" in ln), lines[0] if lines else "")
+    return f"{type(e).__name__}: {line[:300]}"
+
+
 class Tracker:
     """An MLflow store and one experiment in it."""
 
@@ -102,8 +127,14 @@ class Tracker:
         from mlflow import MlflowClient
 
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        logging.getLogger("mlflow").setLevel(logging.ERROR)
-        logging.getLogger("alembic").setLevel(logging.ERROR)
+        # Failures reach the user as one line (StoreError), not as logged tracebacks.
+        for name in ("mlflow", "alembic", "sqlalchemy"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        if not experiment or len(experiment) > MAX_EXPERIMENT_NAME:
+            raise UserError(
+                f"--experiment must be 1 to {MAX_EXPERIMENT_NAME} characters (got {len(experiment)}): "
+                "it names a folder of the store"
+            )
         self.uri = resolve_uri(uri)
         self._pending: dict[str, list] = {}
         self._writer = None
@@ -144,9 +175,10 @@ class Tracker:
             try:
                 return self.client.get_experiment_by_name(experiment)
             except Exception as e:
-                if "already exists" not in str(e) or attempt == 4:
-                    raise
-                time.sleep(0.5 + attempt)
+                if "already exists" in str(e) and attempt < 4:
+                    time.sleep(0.5 + attempt)
+                    continue
+                raise StoreError(f"cannot open the MLflow store {self.uri}: {_cause(e)}") from None
         return None
 
     def _artifact_location(self, experiment: str) -> str | None:
@@ -162,6 +194,7 @@ class Tracker:
         return db.parent if db is not None else Path.cwd()
 
     # -- runs ---------------------------------------------------------------------------
+    @_writes
     def create_run(
         self, name: str, *, parent_id: str | None = None, tags: dict[str, str] | None = None
     ) -> str:
@@ -171,6 +204,7 @@ class Tracker:
         run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
         return run.info.run_id
 
+    @_writes
     def end_run(self, run_id: str, state: RunState, reason: str | None = None) -> None:
         tags = {TAG_STATE: str(state)}
         if reason:
@@ -178,15 +212,18 @@ class Tracker:
         self.set_tags(run_id, tags)
         self.client.set_terminated(run_id, status=state.status)
 
+    @_writes
     def reopen(self, run_id: str) -> None:
         self.client.update_run(run_id, status=RunState.RUNNING.status)
         self.set_tags(run_id, {TAG_PID: str(os.getpid()), TAG_HOST: socket.gethostname()})
 
+    @_writes
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
 
         self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
+    @_writes
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
@@ -194,6 +231,7 @@ class Tracker:
         for i in range(0, len(items), 100):
             self.client.log_batch(run_id, params=items[i : i + 100])
 
+    @_writes
     def log_metrics(
         self, run_id: str, metrics: dict[str, float], step: int, synchronous: bool = True
     ) -> None:
@@ -214,20 +252,41 @@ class Tracker:
         future = self._writer.submit(self.client.log_batch, run_id, metrics=batch)
         self._pending.setdefault(run_id, []).append(future)
 
+    @_writes
     def flush(self, run_id: str) -> None:
         """Wait for the run's queued metric writes; a write that failed raises here."""
         for future in self._pending.pop(run_id, []):
             future.result()
 
+    @_writes
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(run_id, str(path), artifact_path)
 
+    @_writes
+    def delete_run(self, run_id: str) -> None:
+        """Hide a run that never trained (it lost a race to another process)."""
+        self.client.set_terminated(run_id, status=RunState.KILLED.status)
+        self.client.delete_run(run_id)
+
+    def artifact_sizes(self, run_id: str, path: str | None = None) -> dict[str, int]:
+        """Every stored artifact file of a run (recursively) with its size in bytes."""
+        out: dict[str, int] = {}
+        for f in self.client.list_artifacts(run_id, path):
+            if f.is_dir:
+                out.update(self.artifact_sizes(run_id, f.path))
+            else:
+                out[f.path] = int(f.file_size or 0)
+        return out
+
+    @_writes
     def log_artifacts(self, run_id: str, directory: Path, artifact_path: str | None = None) -> None:
         self.client.log_artifacts(run_id, str(directory), artifact_path)
 
+    @_writes
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         self.client.log_text(run_id, text, artifact_file)
 
+    @_writes
     def log_dataset(self, run_id: str, identity: dict[str, Any]) -> None:
         """The corpus as an MLflow dataset input (shown in the UI) and as params."""
         from mlflow.entities import Dataset, DatasetInput, InputTag

@@ -1,0 +1,53 @@
+"""`sweep list`: what is recorded in an experiment, newest first: baselines and sweeps with
+their ids, dates, states and best val loss."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+
+from .. import tracking as T
+from ..tracking import Role
+
+
+def rows(tracker: T.Tracker) -> list[dict[str, str]]:
+    out = []
+    for run in tracker.search(f"tags.`{T.TAG_ROLE}` != ''"):
+        try:
+            role = Role(run.tags.get(T.TAG_ROLE, ""))
+        except ValueError:
+            continue
+        if role is not Role.BASELINE and not role.is_sweep:
+            continue
+        if run.parent_id is not None:
+            continue
+        if role is Role.BASELINE:
+            loss = run.metrics.get("best_val_loss", math.nan)
+            detail = f"seeds {run.tags.get(T.TAG_SEED_LIST, run.params.get('seed', '1'))}"
+        else:
+            children = tracker.children(run.run_id)
+            done = [c.metrics["best_val_loss"] for c in children if "best_val_loss" in c.metrics]
+            loss = min(done) if done else math.nan
+            what = run.tags.get(T.TAG_KNOB) or run.tags.get(T.TAG_STUDY, "")
+            detail = f"{what}: {len(children)} runs"
+        started = _dt.datetime.fromtimestamp(run.start_time / 1000).strftime("%Y-%m-%d %H:%M")
+        out.append(
+            {
+                "kind": str(role),
+                "name": run.name,
+                "run_id": run.run_id,
+                "started": started,
+                "state": str(run.state),
+                "what": detail,
+                "best_val_loss": "" if math.isnan(loss) else f"{loss:.4f}",
+            }
+        )
+    return out
+
+
+def render(items: list[dict[str, str]]) -> str:
+    from tabulate import tabulate
+
+    if not items:
+        return "nothing recorded yet: run `sweep baseline`"
+    return tabulate([list(r.values()) for r in items], headers=list(items[0]), tablefmt="simple")
