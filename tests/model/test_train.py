@@ -1,4 +1,5 @@
 import math
+import os
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -15,14 +16,24 @@ from model.train import (
     TrainConfig,
     Trainer,
     TrainerHooks,
+    cpu_has_native_bf16,
     lr_factor,
     resolve_amp,
     resolve_device,
+    resolve_threads,
 )
 
 TINY = GPTConfig(block_size=16, n_layer=1, n_head=2, n_embed=32, dropout=0.0)
-FAST = TrainConfig(max_steps=12, batch_size=8, lr=3e-3, warmup_steps=2, eval_every=4,
-                   eval_iters=2, device="cpu", amp="off")
+FAST = TrainConfig(
+    max_steps=12,
+    batch_size=8,
+    lr=3e-3,
+    warmup_steps=2,
+    eval_every=4,
+    eval_iters=2,
+    device="cpu",
+    amp="off",
+)
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
@@ -56,18 +67,29 @@ def run(ds, tmp_path, gpt=TINY, hooks=None, **kw):
 @pytest.mark.parametrize(
     ("kw", "key", "message"),
     [
-        ({"batch_size": 64, "grad_accum_steps": 3}, "grad_accum_steps",
-         "batch_size (64) must be divisible by grad_accum_steps (3)"),
+        (
+            {"batch_size": 64, "grad_accum_steps": 3},
+            "grad_accum_steps",
+            "batch_size (64) must be divisible by grad_accum_steps (3)",
+        ),
         ({"lr": 0}, "lr", "lr must be a number > 0 (got 0)"),
         ({"lr": float("nan")}, "lr", "lr must be a number > 0 (got nan)"),
         ({"max_steps": 0}, "max_steps", "max_steps must be an integer >= 1 (got 0)"),
         ({"warmup_steps": -1}, "warmup_steps", "warmup_steps must be an integer >= 0 (got -1)"),
         ({"beta2": 1.0}, "beta2", "beta2 must be in [0, 1) (got 1.0)"),
         ({"grad_clip": -1.0}, "grad_clip", "grad_clip must be >= 0, 0 = off (got -1.0)"),
-        ({"schedule": "linear"}, "schedule", "schedule must be one of constant, cosine (got 'linear')"),
+        (
+            {"schedule": "linear"},
+            "schedule",
+            "schedule must be one of constant, cosine (got 'linear')",
+        ),
         ({"amp": "fp8"}, "amp", "amp must be one of auto, off, bf16, fp16 (got 'fp8')"),
         ({"device": "tpu"}, "device", "device must be one of auto, cpu, cuda, mps (got 'tpu')"),
-        ({"save_best": "a/b.pt"}, "save_best", "save_best must be a plain file name (got 'a/b.pt')"),
+        (
+            {"save_best": "a/b.pt"},
+            "save_best",
+            "save_best must be a plain file name (got 'a/b.pt')",
+        ),
     ],
 )
 def test_config_validation(kw, key, message):
@@ -93,7 +115,8 @@ def test_lr_factor_constant_and_cosine():
 
 def test_resolve_device_and_amp():
     assert resolve_device("cpu") == "cpu"
-    assert resolve_amp("auto", "cpu") is None
+    assert resolve_amp("auto", "cpu") is (torch.bfloat16 if cpu_has_native_bf16() else None)
+    assert resolve_amp("auto", "mps") is None
     assert resolve_amp("off", "cpu") is None
     assert resolve_amp("bf16", "cpu") is torch.bfloat16
     with pytest.raises(ConfigError) as e:
@@ -109,8 +132,13 @@ def test_loss_falls_in_a_smoke_run(ds, tmp_path):
     """The smoke profile, as shipped, learns: val loss ends far below the first loss."""
     profile = tomllib.loads((Path(__file__).parents[2] / "experiments/smoke.toml").read_text())
     h = Recorder()
-    t = Trainer(GPTConfig(**profile["model"]), TrainConfig(**profile["train"]), ds,
-                out_dir=tmp_path, hooks=h)
+    t = Trainer(
+        GPTConfig(**profile["model"]),
+        TrainConfig(**profile["train"]),
+        ds,
+        out_dir=tmp_path,
+        hooks=h,
+    )
     s = t.run()
     first = h.steps[0][1]
     assert first == pytest.approx(math.log(ds.tokenizer.vocab_size), abs=0.3)
@@ -159,8 +187,13 @@ def test_best_checkpoint_only_on_improvement(ds, tmp_path):
 
     probe = torch.arange(16).remainder(ds.tokenizer.vocab_size)[None]
     h = Capture()
-    trainer = Trainer(TINY, replace(FAST, max_steps=24, lr=3e-2, warmup_steps=0, eval_every=2),
-                      ds, out_dir=tmp_path, hooks=h)
+    trainer = Trainer(
+        TINY,
+        replace(FAST, max_steps=24, lr=3e-2, warmup_steps=0, eval_every=2),
+        ds,
+        out_dir=tmp_path,
+        hooks=h,
+    )
     s = trainer.run()
     vals = [m["val_loss"] for _, m in h.evals]
     expected, best = [], float("inf")
@@ -185,8 +218,14 @@ def test_best_checkpoint_only_on_improvement(ds, tmp_path):
 
 def test_samples_at_each_eval(ds, tmp_path):
     h = Recorder()
-    t = Trainer(TINY, replace(FAST, max_steps=8), ds, out_dir=tmp_path, hooks=h,
-                sample_config=SampleConfig(max_new_tokens=30))
+    t = Trainer(
+        TINY,
+        replace(FAST, max_steps=8),
+        ds,
+        out_dir=tmp_path,
+        hooks=h,
+        sample_config=SampleConfig(max_new_tokens=30),
+    )
     t.run()
     assert [st for st, _ in h.samples] == [4, 8]
     assert all(len(text) == 31 and text[0] == "\n" for _, text in h.samples)
@@ -245,11 +284,85 @@ def test_cuda_amp(ds, tmp_path, amp):
     if amp == "bf16" and not torch.cuda.is_bf16_supported():
         pytest.skip("no bf16 on this GPU")
     h = Recorder()
-    t, s = run(ds, tmp_path, hooks=h, device="cuda", amp=amp, max_steps=24, eval_every=12,
-               grad_accum_steps=2)
+    t, s = run(
+        ds,
+        tmp_path,
+        hooks=h,
+        device="cuda",
+        amp=amp,
+        max_steps=24,
+        eval_every=12,
+        grad_accum_steps=2,
+    )
     assert next(t.model.parameters()).device.type == "cuda"
-    assert math.isfinite(s["final_val_loss"]) and s["final_val_loss"] < math.log(ds.tokenizer.vocab_size)
+    assert math.isfinite(s["final_val_loss"]) and s["final_val_loss"] < math.log(
+        ds.tokenizer.vocab_size
+    )
     assert [st for st, _ in h.steps] == [10, 12, 22, 24]  # loss checked every 10 steps and at evals
     assert s["peak_mem_mb"] > 0
     ck = load_checkpoint(tmp_path / "best.pt")
     assert next(ck.model.parameters()).device.type == "cpu"
+
+
+def test_threads_resolved_applied_and_restored(ds, tmp_path):
+    assert resolve_threads(3) == 3
+    assert 1 <= resolve_threads(0) <= (os.cpu_count() or 1)
+    before = torch.get_num_threads()
+    seen = []
+
+    class Spy(TrainerHooks):
+        def on_step(self, step, loss, tokens_per_s):
+            seen.append(torch.get_num_threads())
+
+    t, s = run(ds, tmp_path, hooks=Spy(), threads=1, max_steps=2)
+    assert t.threads == 1 and s["threads"] == 1 and seen == [1, 1]
+    assert torch.get_num_threads() == before
+
+
+SMOKE = tomllib.loads((Path(__file__).parents[2] / "experiments/smoke.toml").read_text())
+
+
+def smoke_run(ds, tmp_path, gpt_kw=None, **kw):
+    gpt = GPTConfig(**{**SMOKE["model"], **(gpt_kw or {})})
+    h = Recorder()
+    t = Trainer(gpt, replace(TrainConfig(**SMOKE["train"]), **kw), ds, out_dir=tmp_path, hooks=h)
+    return t.run(), [loss for _, loss in h.steps]
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+def test_same_config_same_cpu_losses(ds, tmp_path, dropout):
+    """Same config, seed and corpus: the same losses, step by step, bit for bit (the CPU
+    dropout draws from torch's seeded generator; threads are pinned as auto resolves them)."""
+    a, la = smoke_run(ds, tmp_path / "a", {"dropout": dropout}, amp="off")
+    b, lb = smoke_run(ds, tmp_path / "b", {"dropout": dropout}, amp="off")
+    assert la == lb and a["final_val_loss"] == b["final_val_loss"]
+    _, lc = smoke_run(ds, tmp_path / "c", {"dropout": dropout}, amp="off", seed=2)
+    assert lc != la
+
+
+# Every speed setting the trainer has, against the plain fp32 path on the smoke profile.
+# bf16 only where the CPU multiplies it natively (elsewhere it is hundreds of times slower).
+SPEED_SETTINGS = {"fp32, 1 thread": {"amp": "off", "threads": 1}}
+if cpu_has_native_bf16():
+    SPEED_SETTINGS["bf16"] = {"amp": "bf16"}
+LOSS_TOLERANCE = 0.05  # final val loss, nats; bf16 rounding over 60 steps stays well inside
+
+
+@pytest.mark.parametrize("name", list(SPEED_SETTINGS))
+def test_speed_settings_reach_the_fp32_losses(ds, tmp_path, name):
+    ref, ref_steps = smoke_run(ds, tmp_path / "ref", {"dropout": 0.1}, amp="off")
+    got, got_steps = smoke_run(ds, tmp_path / "got", {"dropout": 0.1}, **SPEED_SETTINGS[name])
+    assert abs(got["final_val_loss"] - ref["final_val_loss"]) < LOSS_TOLERANCE
+    assert abs(got_steps[-1] - ref_steps[-1]) < 2 * LOSS_TOLERANCE
+
+
+def test_cpu_dropout_trains_like_nn_dropout(ds, tmp_path, monkeypatch):
+    """The 16-bit-draw dropout is a different random stream with the same distribution: the
+    smoke profile with dropout 0.1 ends at nn.Dropout's val loss within seed noise."""
+    import model.gpt as gpt_module
+
+    fast, _ = smoke_run(ds, tmp_path / "fast", {"dropout": 0.1}, amp="off")
+    monkeypatch.setattr(gpt_module, "FAST_CPU_DROPOUT", False)
+    plain, _ = smoke_run(ds, tmp_path / "plain", {"dropout": 0.1}, amp="off")
+    assert fast["final_val_loss"] != plain["final_val_loss"]  # really another stream
+    assert abs(fast["final_val_loss"] - plain["final_val_loss"]) < 0.05
