@@ -13,8 +13,9 @@ Trainer with its defaults, also in turns; each side's time is the time it held t
 
     python benchmarks/trainer.py [--steps 10] [--warmup 2] [--full-steps 1000] [--data FILE]
 
-About 4 minutes for table 1 on 2 cores at ~2.5k tokens/s; table 2 takes about 2 x 3.3 s
-per step there (1000 steps: ~2 h; use --full-steps 100 for a check, 0 to skip it).
+Measured on the 2-core AVX2 EPYC (load 4-7 from other users): table 1 took 159 s; table 2
+ran ~4.2 s per step per side, so --full-steps 100 took ~14 min and 1000 steps would take
+~2.3 h (use --full-steps 100 for a check, 0 to skip it).
 """
 
 from __future__ import annotations
