@@ -1,80 +1,335 @@
-"""Trainer throughput at the course's CPU-safe shape: fp32 vs bf16 autocast.
+"""Trainer speed against a plain nanoGPT-style PyTorch loop, side by side, in one run.
 
-Runs the real Trainer (CPU), times each optimizer step through the on_step hook, and
-reports the median tokens/s after warm-up steps, the val loss after the same steps for
-both precisions, and the achieved fraction of a matmul peak measured in this process.
+Table 1 (per step): a reference loop (its own minimal nanoGPT model: nn.Dropout, SDPA,
+torch AdamW as nanoGPT configures it on a CPU, fp32, eager, torch's default threads) and
+sweep's Trainer in each setting it has, stepped in turn (one step each, round robin) so
+that a noisy machine slows all of them alike. Median tokens/s of the timed steps, ratio to
+the reference, share of this CPU's matmul peak (measured here), val loss after the same
+steps (same batches, same seed).
 
-    python benchmarks/trainer.py [--steps 10] [--warmup 2] [--data FILE]
+Table 2 (end to end): a whole CPU-safe baseline (evals every 200 steps with 20 batches per
+split, a 400-token sample at each eval, as the profile says), reference loop vs the
+Trainer with its defaults, also in turns; each side's time is the time it held the CPU.
+
+    python benchmarks/trainer.py [--steps 10] [--warmup 2] [--full-steps 1000] [--data FILE]
+
+Measured on the 2-core AVX2 EPYC (load 4-7 from other users): table 1 took 159 s; table 2
+ran ~4.2 s per step per side, so --full-steps 100 took ~14 min and 1000 steps would take
+~2.3 h (use --full-steps 100 for a check, 0 to skip it).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import math
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import torch
+import torch.nn as nn
+from torch.nn import functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from model.data import Dataset, resolve_corpus  # noqa: E402
-from model.gpt import GPTConfig  # noqa: E402
-from model.train import TrainConfig, Trainer, TrainerHooks  # noqa: E402
+from model.gpt import GPT, GPTConfig  # noqa: E402
+from model.sample import SampleConfig  # noqa: E402
+from model.train import (  # noqa: E402
+    TrainConfig,
+    Trainer,
+    TrainerHooks,
+    cpu_has_native_bf16,
+    lr_factor,
+)
+
+# -- the reference: nanoGPT's model.py and train.py as they run on a CPU, nothing else ---------
 
 
-class StepTimer(TrainerHooks):
+class RefAttention(nn.Module):
+    def __init__(self, c: GPTConfig):
+        super().__init__()
+        self.c_attn = nn.Linear(c.n_embed, 3 * c.n_embed, bias=c.bias)
+        self.c_proj = nn.Linear(c.n_embed, c.n_embed, bias=c.bias)
+        self.resid_dropout = nn.Dropout(c.dropout)
+        self.n_head, self.n_embed, self.dropout = c.n_head, c.n_embed, c.dropout
+
+    def forward(self, x):
+        B, T, C = x.size()
+        q, k, v = self.c_attn(x).split(self.n_embed, dim=2)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        return self.resid_dropout(self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C)))
+
+
+class RefBlock(nn.Module):
+    def __init__(self, c: GPTConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(c.n_embed, bias=c.bias)
+        self.attn = RefAttention(c)
+        self.ln_2 = nn.LayerNorm(c.n_embed, bias=c.bias)
+        self.mlp = nn.Sequential(
+            nn.Linear(c.n_embed, 4 * c.n_embed, bias=c.bias),
+            nn.GELU(),
+            nn.Linear(4 * c.n_embed, c.n_embed, bias=c.bias),
+            nn.Dropout(c.dropout),
+        )
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class RefGPT(nn.Module):
+    def __init__(self, c: GPTConfig):
+        super().__init__()
+        self.c = c
+        self.wte = nn.Embedding(c.vocab_size, c.n_embed)
+        self.wpe = nn.Embedding(c.block_size, c.n_embed)
+        self.drop = nn.Dropout(c.dropout)
+        self.h = nn.ModuleList([RefBlock(c) for _ in range(c.n_layer)])
+        self.ln_f = nn.LayerNorm(c.n_embed, bias=c.bias)
+        self.lm_head = nn.Linear(c.n_embed, c.vocab_size, bias=False)
+        self.wte.weight = self.lm_head.weight
+        for name, p in self.named_parameters():
+            if p.dim() >= 2:
+                scaled = name.endswith(("c_proj.weight", "mlp.2.weight"))
+                std = 0.02 / math.sqrt(2 * c.n_layer) if scaled else 0.02
+                nn.init.normal_(p, 0.0, std)
+            else:
+                nn.init.zeros_(p) if name.endswith("bias") else None
+
+    def forward(self, idx, targets=None):
+        pos = torch.arange(idx.size(1), device=idx.device)
+        x = self.drop(self.wte(idx) + self.wpe(pos))
+        for b in self.h:
+            x = b(x)
+        logits = self.lm_head(self.ln_f(x))
+        if targets is None:
+            return logits, None
+        return logits, F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
+
+    @torch.no_grad()
+    def generate(self, idx, n, temperature, top_k, generator):
+        for _ in range(n):
+            logits, _ = self(idx[:, -self.c.block_size :])
+            logits = logits[:, -1, :] / temperature
+            v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
+            logits[logits < v[:, [-1]]] = -float("inf")
+            nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
+            idx = torch.cat((idx, nxt), dim=1)
+        return idx
+
+
+def ref_name(name: str) -> str:
+    """sweep's GPT parameter name -> RefGPT's."""
+    name = name.removeprefix("transformer.")
+    return name.replace("mlp.c_fc", "mlp.0").replace("mlp.c_proj", "mlp.2")
+
+
+def reference_loop(gpt, cfg, sample, ds, turn, eval_at_end_only=False) -> dict:
+    """nanoGPT's train.py loop on a CPU: fp32, eager, AdamW with nanoGPT's weight-decay
+    groups (not fused: nanoGPT fuses only on CUDA), clip 1.0, the Trainer's schedule, evals
+    and samples at the Trainer's cadence on the same batches."""
+    m = RefGPT(gpt)
+    torch.manual_seed(cfg.seed)  # the Trainer's initial weights, so only training differs
+    start = GPT(gpt).state_dict()
+    m.load_state_dict({ref_name(k): v for k, v in start.items()})
+    gen = torch.Generator().manual_seed(cfg.seed)
+    params = [p for p in m.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(
+        [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+        betas=(cfg.beta1, cfg.beta2),
+    )
+    out = {}
+
+    @torch.no_grad()
+    def estimate_loss():
+        g = torch.Generator().manual_seed(cfg.seed + 1)
+        m.eval()
+        res = {}
+        for split in ("train", "val"):
+            losses = torch.zeros(cfg.eval_iters)
+            for i in range(cfg.eval_iters):
+                x, y = ds.get_batch(split, cfg.batch_size, gpt.block_size, g)
+                losses[i] = m(x, y)[1].item()
+            res[split] = losses.mean().item()
+        m.train()
+        return res
+
+    m.train()
+    for i in range(cfg.max_steps):
+        for pg in opt.param_groups:
+            pg["lr"] = cfg.lr * lr_factor(i, cfg)
+        x, y = ds.get_batch("train", cfg.batch_size, gpt.block_size, gen)
+        _, loss = m(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), cfg.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        loss.item()
+        step = i + 1
+        if (not eval_at_end_only and step % cfg.eval_every == 0) or step == cfg.max_steps:
+            out = estimate_loss()
+            if sample.max_new_tokens > 0:
+                m.eval()
+                g = torch.Generator().manual_seed(cfg.seed)
+                m.generate(
+                    torch.zeros(1, 1, dtype=torch.long),
+                    sample.max_new_tokens,
+                    sample.temperature,
+                    sample.top_k,
+                    g,
+                )
+                m.train()
+        if step < cfg.max_steps:
+            turn()
+    return {"final_val_loss": out["val"]}
+
+
+# -- taking turns: one step each, round robin, each player with its own RNG state --------------
+
+
+class Players:
     def __init__(self):
-        self.times = []
+        self.cv = threading.Condition()
+        self.players: list[dict] = []
+        self.turn = 0
+
+    def add(self, name, fn, threads):
+        self.players.append(
+            {
+                "name": name,
+                "fn": fn,
+                "threads": threads,
+                "segments": [],
+                "done": False,
+                "rng": None,
+                "t": 0.0,
+                "result": None,
+                "error": None,
+            }
+        )
+
+    def _resume(self, p):
+        with self.cv:
+            while self.players[self.turn] is not p:
+                self.cv.wait()
+        if p["rng"] is not None:
+            torch.set_rng_state(p["rng"])
+        torch.set_num_threads(p["threads"])
+        p["t"] = time.perf_counter()
+
+    def _yield(self, p, finished=False):
+        p["segments"].append(time.perf_counter() - p["t"])
+        p["rng"] = torch.get_rng_state()
+        with self.cv:
+            p["done"] = finished
+            n = len(self.players)
+            for k in range(1, n + 1):
+                q = self.players[(self.turn + k) % n]
+                if not q["done"]:
+                    self.turn = (self.turn + k) % n
+                    break
+            self.cv.notify_all()
+
+    def run(self):
+        def body(p):
+            self._resume(p)
+
+            def turn():
+                self._yield(p)
+                self._resume(p)
+
+            try:
+                p["result"] = p["fn"](turn)
+            except BaseException as e:  # reported after the join
+                p["error"] = e
+            self._yield(p, finished=True)
+
+        threads = [threading.Thread(target=body, args=(p,)) for p in self.players]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for p in self.players:
+            if p["error"] is not None:
+                raise p["error"]
+        return self.players
+
+
+class TurnHook(TrainerHooks):
+    def __init__(self, turn, last):
+        self.turn, self.last = turn, last
 
     def on_step(self, step, loss, tokens_per_s):
-        self.times.append(time.perf_counter())
+        if step < self.last:
+            self.turn()
 
 
-def matmul_gflops(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
-    a = torch.randn(n, n).to(dtype)
-    b = torch.randn(n, n).to(dtype)
-    a @ b  # warm-up
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
+def trainer_player(gpt, cfg, ds, sample=None):
+    def fn(turn):
+        with tempfile.TemporaryDirectory() as d:
+            t = Trainer(
+                gpt,
+                cfg,
+                ds,
+                out_dir=Path(d),
+                hooks=TurnHook(turn, cfg.max_steps),
+                sample_config=sample,
+            )
+            return t.run()
+
+    return fn
+
+
+def matmul_peak(dtype: torch.dtype, reps: int = 3) -> float:
+    """Best GFLOP/s over a square matmul and the CPU-safe shape's largest (8192x256x1024)."""
+    best = 0.0
+    small = dtype != torch.float32 and not cpu_has_native_bf16()  # emulated: keep it short
+    for m, k, n in [(256, 256, 256)] if small else [(2048, 2048, 2048), (8192, 256, 1024)]:
+        a, b = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
         a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best / 1e9
-
-
-def bench(gpt: GPTConfig, cfg: TrainConfig, ds: Dataset, warmup: int) -> dict:
-    timer = StepTimer()
-    with tempfile.TemporaryDirectory() as d:
-        t = Trainer(gpt, cfg, ds, out_dir=Path(d), hooks=timer)
-        s = t.run()
-    # step i's duration: between consecutive on_step calls (skips the first step entirely)
-    dts = [b - a for a, b in zip(timer.times, timer.times[1:], strict=False)][warmup:]
-    tok = cfg.batch_size * gpt.block_size
-    n = t.model.num_params()
-    return {
-        "tokens_per_s": tok / statistics.median(dts),
-        "val_loss": s["final_val_loss"],
-        "flops_per_token": 6 * n + 12 * gpt.n_layer * gpt.n_embed * gpt.block_size,
-        "params": s["params"],
-    }
+        for _ in range(reps):
+            t = time.perf_counter()
+            a @ b
+            best = max(best, 2 * m * k * n / (time.perf_counter() - t) / 1e9)
+    return best
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=10, help="timed steps (median)")
+    p.add_argument("--steps", type=int, default=10, help="timed steps per setting (median)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
-    p.add_argument("--eval-iters", type=int, default=8)
+    p.add_argument("--eval-iters", type=int, default=8, help="eval batches in table 1")
+    p.add_argument(
+        "--full-steps",
+        type=int,
+        default=1000,
+        help="steps of the end-to-end baseline (table 2); 0 skips it",
+    )
     p.add_argument("--profile", default=str(ROOT / "experiments/cpu-safe.toml"))
     p.add_argument("--data", default=None, help="corpus: shakespeare, pydoc or a file")
-    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument(
+        "--bf16",
+        action="store_true",
+        help="time bf16 even where the CPU has no native bf16 (very slow there)",
+    )
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    print("$ python " + " ".join(sys.argv), flush=True)
 
     corpus = resolve_corpus(args.data)
     if corpus.notice:
@@ -82,6 +337,8 @@ def main() -> None:
     ds = Dataset(corpus)
     prof = tomllib.loads(Path(args.profile).read_text())
     gpt = GPTConfig(**prof["model"])
+    sample = SampleConfig(**prof.get("sample", {}))
+    default_threads = torch.get_num_threads()
     steps = args.warmup + args.steps + 1
     base = TrainConfig(
         **{
@@ -92,35 +349,105 @@ def main() -> None:
             "eval_iters": args.eval_iters,
         }
     )
+    native = cpu_has_native_bf16()
+    peak = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
 
-    peak = {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}
-    rows = {}
-    for name, amp in (("fp32", "off"), ("bf16", "bf16")):
-        rows[name] = bench(gpt, TrainConfig(**{**base.__dict__, "amp": amp}), ds, args.warmup)
+    settings = {"sweep fp32": {"amp": "off"}}
+    if native or args.bf16:
+        settings["sweep bf16"] = {"amp": "bf16"}
+    if default_threads > 1:
+        settings["sweep fp32, 1 thread"] = {"amp": "off", "threads": 1}
+    game = Players()
+    vc = replace(gpt, vocab_size=ds.tokenizer.vocab_size)
+    game.add(
+        "reference (nanoGPT loop)",
+        lambda turn: reference_loop(
+            vc, base, SampleConfig(max_new_tokens=0), ds, turn, eval_at_end_only=True
+        ),
+        default_threads,
+    )
+    for name, kw in settings.items():
+        cfg = replace(base, **kw)
+        game.add(name, trainer_player(gpt, cfg, ds), cfg.threads or default_threads)
+    t0 = time.perf_counter()
+    players = game.run()
+    t_table1 = time.perf_counter() - t0
 
+    n_params = sum(p.numel() for p in RefGPT(vc).parameters()) - vc.block_size * vc.n_embed
+    flops_per_token = 6 * n_params + 12 * gpt.n_layer * gpt.n_embed * gpt.block_size
+    tok = base.batch_size * gpt.block_size
     print(
-        f"corpus {corpus.name}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
-        f"batch {base.batch_size} x block {gpt.block_size}, n_layer {gpt.n_layer}, "
-        f"n_embed {gpt.n_embed}, n_head {gpt.n_head}, dropout {gpt.dropout}, "
-        f"{rows['fp32']['params'] / 1e6:.2f}M params"
+        f"\ncorpus {corpus.name}; torch {torch.__version__}; {default_threads} threads by "
+        f"default; CPU native bf16: {'yes' if native else 'no'}; matmul peak measured here: "
+        f"fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.1f} GFLOP/s"
     )
     print(
-        f"median of {args.steps} steps after {args.warmup} warm-up; "
-        f"val loss after {steps} steps, {args.eval_iters} eval batches, same seed\n"
+        f"batch {base.batch_size} x block {gpt.block_size}, n_layer {gpt.n_layer}, n_embed "
+        f"{gpt.n_embed}, n_head {gpt.n_head}, dropout {gpt.dropout}; {n_params / 1e6:.2f}M "
+        f"params, {flops_per_token / 1e6:.1f} MFLOP/token"
     )
     print(
-        f"{'precision':<10}{'tokens/s':>10}{'vs fp32':>9}{'val loss':>10}"
-        f"{'model GFLOP/s':>15}{'matmul GFLOP/s':>16}{'of peak':>9}"
+        f"Table 1: median of {args.steps} steps after {args.warmup} warm-up, settings in "
+        f"turns; val loss after {steps} steps ({args.eval_iters} eval batches per split, same "
+        f"batches and seed); {t_table1:.0f} s\n"
     )
-    for name, r in rows.items():
-        model_gflops = r["flops_per_token"] * r["tokens_per_s"] / 1e9
+    head = (
+        f"{'setting':<26}{'threads':>8}{'tokens/s':>10}{'vs ref':>8}{'GFLOP/s':>9}"
+        f"{'of peak':>9}{'val loss':>10}{'- ref':>8}"
+    )
+    print(head)
+    print("-" * len(head))
+    ref_tps = ref_val = None
+    for pl in players:
+        timed = pl["segments"][args.warmup + 1 : args.warmup + 1 + args.steps]
+        tps = tok / statistics.median(timed)
+        val = pl["result"]["final_val_loss"]
+        if ref_tps is None:
+            ref_tps, ref_val = tps, val
+        dt = "bf16" if "bf16" in pl["name"] else "fp32"
+        gfl = flops_per_token * tps / 1e9
         print(
-            f"{name:<10}{r['tokens_per_s']:>10,.0f}"
-            f"{r['tokens_per_s'] / rows['fp32']['tokens_per_s']:>8.2f}x"
-            f"{r['val_loss']:>10.4f}{model_gflops:>15.1f}{peak[name]:>16.1f}"
-            f"{model_gflops / peak[name]:>9.1%}"
+            f"{pl['name']:<26}{pl['threads']:>8}{tps:>10,.0f}{tps / ref_tps:>7.2f}x"
+            f"{gfl:>9.1f}{gfl / peak[dt]:>9.1%}{val:>10.4f}{val - ref_val:>+8.4f}"
         )
-    print(f"\nval loss bf16 - fp32: {rows['bf16']['val_loss'] - rows['fp32']['val_loss']:+.4f}")
+    if not (native or args.bf16):
+        print(
+            f"{'sweep bf16':<26}  skipped: no native bf16 on this CPU (bf16 matmul "
+            f"{peak['bf16']:.1f} GFLOP/s); amp=auto resolves to fp32 here (--bf16 to force)"
+        )
+    print(
+        "compile: no torch.compile setting (on this CPU it measured no faster than eager; "
+        "see the branch notes)"
+    )
+
+    if args.full_steps <= 0:
+        return
+    full = TrainConfig(**{**prof["train"], "device": "cpu", "max_steps": args.full_steps})
+    game = Players()
+    game.add(
+        "reference (nanoGPT loop)",
+        lambda turn: reference_loop(vc, full, sample, ds, turn),
+        default_threads,
+    )
+    game.add("sweep Trainer, defaults", trainer_player(gpt, full, ds, sample), default_threads)
+    players = game.run()
+    short = "" if args.full_steps == 1000 else f" -- SHORTENED from 1000 to {args.full_steps} steps"
+    print(
+        f"\nTable 2: whole CPU-safe baseline, {args.full_steps} steps{short}; evals every "
+        f"{full.eval_every} steps ({full.eval_iters} batches per split), a {sample.max_new_tokens}"
+        f"-token sample at each eval; the two in turns, time = time holding the CPU\n"
+    )
+    head2 = f"{'run':<26}{'wall s':>9}{'vs ref':>8}{'s/step':>8}{'val loss':>10}"
+    print(head2)
+    print("-" * len(head2))
+    ref_wall = None
+    for pl in players:
+        wall = sum(pl["segments"])
+        ref_wall = ref_wall or wall
+        print(
+            f"{pl['name']:<26}{wall:>9.1f}{ref_wall / wall:>7.2f}x"
+            f"{wall / args.full_steps:>8.2f}{pl['result']['final_val_loss']:>10.4f}"
+        )
 
 
 if __name__ == "__main__":

@@ -87,3 +87,43 @@ def test_top_k_1_is_greedy():
     out = m.generate(idx, 1, top_k=1)
     logits, _ = m(idx)
     assert out[0, -1].item() == logits[0, -1].argmax().item()
+
+
+def test_cpu_keep_mask_drops_p_and_keeps_the_mean():
+    from model.gpt import keep_mask
+
+    torch.manual_seed(0)
+    like = torch.empty(1000, 1001)  # odd size: the last 64-bit word is cut
+    m = keep_mask(like, 0.1)
+    assert m.shape == like.shape and m.dtype == like.dtype
+    dropped = (m == 0).float().mean().item()
+    assert abs(dropped - 0.1) < 0.002
+    assert m.unique().tolist() == [0.0, pytest.approx(65536 / (65536 - 6554))]
+    assert abs(m.mean().item() - 1.0) < 0.005  # inverse scaling keeps the expectation
+    torch.manual_seed(0)
+    assert torch.equal(keep_mask(like, 0.1), m)  # a pure function of torch's seed
+    assert keep_mask(torch.empty(3, 5, dtype=torch.bfloat16), 0.5).dtype == torch.bfloat16
+
+
+def test_cpu_dropout_path_is_the_same_attention():
+    """With a dropout too small to drop anything, the CPU training path (its own attention,
+    masks and fused residual adds) computes what the SDPA eval path computes."""
+    from model.gpt import keep_mask
+
+    torch.manual_seed(0)
+    cfg = GPTConfig(vocab_size=11, block_size=16, n_layer=2, n_head=2, n_embed=32, dropout=1e-9)
+    m = GPT(cfg)
+    assert bool((keep_mask(torch.empty(100), cfg.dropout) == 1).all())
+    idx = torch.randint(11, (3, 16))
+    train, _ = m.train()(idx)
+    ref, _ = m.eval()(idx)
+    assert torch.allclose(train, ref, atol=1e-5, rtol=1e-5)
+    short, _ = m.train()(idx[:, :7])  # shorter than block_size: the causal bias is cropped
+    assert torch.allclose(short, ref[:, :7], atol=1e-5, rtol=1e-5)
+
+
+def test_checkpoint_keys_unchanged():
+    """The causal bias is not saved: checkpoints of earlier versions still load strictly."""
+    keys = set(GPT(TINY).state_dict())
+    assert not any("causal_bias" in k for k in keys)
+    assert "transformer.h.0.attn.c_attn.weight" in keys and "lm_head.weight" in keys

@@ -1,4 +1,5 @@
 import math
+import os
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -15,9 +16,11 @@ from model.train import (
     TrainConfig,
     Trainer,
     TrainerHooks,
+    cpu_has_native_bf16,
     lr_factor,
     resolve_amp,
     resolve_device,
+    resolve_threads,
 )
 
 TINY = GPTConfig(block_size=16, n_layer=1, n_head=2, n_embed=32, dropout=0.0)
@@ -112,7 +115,8 @@ def test_lr_factor_constant_and_cosine():
 
 def test_resolve_device_and_amp():
     assert resolve_device("cpu") == "cpu"
-    assert resolve_amp("auto", "cpu") is None
+    assert resolve_amp("auto", "cpu") is (torch.bfloat16 if cpu_has_native_bf16() else None)
+    assert resolve_amp("auto", "mps") is None
     assert resolve_amp("off", "cpu") is None
     assert resolve_amp("bf16", "cpu") is torch.bfloat16
     with pytest.raises(ConfigError) as e:
@@ -298,3 +302,67 @@ def test_cuda_amp(ds, tmp_path, amp):
     assert s["peak_mem_mb"] > 0
     ck = load_checkpoint(tmp_path / "best.pt")
     assert next(ck.model.parameters()).device.type == "cpu"
+
+
+def test_threads_resolved_applied_and_restored(ds, tmp_path):
+    assert resolve_threads(3) == 3
+    assert 1 <= resolve_threads(0) <= (os.cpu_count() or 1)
+    before = torch.get_num_threads()
+    seen = []
+
+    class Spy(TrainerHooks):
+        def on_step(self, step, loss, tokens_per_s):
+            seen.append(torch.get_num_threads())
+
+    t, s = run(ds, tmp_path, hooks=Spy(), threads=1, max_steps=2)
+    assert t.threads == 1 and s["threads"] == 1 and seen == [1, 1]
+    assert torch.get_num_threads() == before
+
+
+SMOKE = tomllib.loads((Path(__file__).parents[2] / "experiments/smoke.toml").read_text())
+
+
+def smoke_run(ds, tmp_path, gpt_kw=None, **kw):
+    gpt = GPTConfig(**{**SMOKE["model"], **(gpt_kw or {})})
+    h = Recorder()
+    t = Trainer(gpt, replace(TrainConfig(**SMOKE["train"]), **kw), ds, out_dir=tmp_path, hooks=h)
+    return t.run(), [loss for _, loss in h.steps]
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+def test_same_config_same_cpu_losses(ds, tmp_path, dropout):
+    """Same config, seed and corpus: the same losses, step by step, bit for bit (the CPU
+    dropout draws from torch's seeded generator; threads are pinned as auto resolves them)."""
+    a, la = smoke_run(ds, tmp_path / "a", {"dropout": dropout}, amp="off")
+    b, lb = smoke_run(ds, tmp_path / "b", {"dropout": dropout}, amp="off")
+    assert la == lb and a["final_val_loss"] == b["final_val_loss"]
+    _, lc = smoke_run(ds, tmp_path / "c", {"dropout": dropout}, amp="off", seed=2)
+    assert lc != la
+
+
+# Every speed setting the trainer has, against the plain fp32 path on the smoke profile.
+# bf16 only where the CPU multiplies it natively (elsewhere it is hundreds of times slower).
+SPEED_SETTINGS = {"fp32, 1 thread": {"amp": "off", "threads": 1}}
+if cpu_has_native_bf16():
+    SPEED_SETTINGS["bf16"] = {"amp": "bf16"}
+LOSS_TOLERANCE = 0.05  # final val loss, nats; bf16 rounding over 60 steps stays well inside
+
+
+@pytest.mark.parametrize("name", list(SPEED_SETTINGS))
+def test_speed_settings_reach_the_fp32_losses(ds, tmp_path, name):
+    ref, ref_steps = smoke_run(ds, tmp_path / "ref", {"dropout": 0.1}, amp="off")
+    got, got_steps = smoke_run(ds, tmp_path / "got", {"dropout": 0.1}, **SPEED_SETTINGS[name])
+    assert abs(got["final_val_loss"] - ref["final_val_loss"]) < LOSS_TOLERANCE
+    assert abs(got_steps[-1] - ref_steps[-1]) < 2 * LOSS_TOLERANCE
+
+
+def test_cpu_dropout_trains_like_nn_dropout(ds, tmp_path, monkeypatch):
+    """The 16-bit-draw dropout is a different random stream with the same distribution: the
+    smoke profile with dropout 0.1 ends at nn.Dropout's val loss within seed noise."""
+    import model.gpt as gpt_module
+
+    fast, _ = smoke_run(ds, tmp_path / "fast", {"dropout": 0.1}, amp="off")
+    monkeypatch.setattr(gpt_module, "FAST_CPU_DROPOUT", False)
+    plain, _ = smoke_run(ds, tmp_path / "plain", {"dropout": 0.1}, amp="off")
+    assert fast["final_val_loss"] != plain["final_val_loss"]  # really another stream
+    assert abs(fast["final_val_loss"] - plain["final_val_loss"]) < 0.05
