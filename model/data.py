@@ -76,7 +76,8 @@ def file_corpus(spec: str) -> Corpus:
 def ways_out(path: Path) -> str:
     return (
         f"put the file at {path} (or set {DATA_DIR_ENV} to a folder holding {SHAKESPEARE_FILE}), "
-        f"or pass --data FILE to train on your own text"
+        f"or train on your own text with `sweep baseline --data FILE` (sweeps use their "
+        f"baseline's corpus)"
     )
 
 
@@ -105,7 +106,8 @@ def shakespeare_corpus(data_dir: Path, url: str, timeout: float, fallback: bool)
         if got != SHAKESPEARE_SHA256:
             raise CorpusError(
                 f"the file at {path} has sha256 {got}, expected {SHAKESPEARE_SHA256}; "
-                f"delete it to download it again, or pass --data {path} to use it as your own text"
+                f"delete it to download it again, or record a baseline on it as your own text with "
+        f"`sweep baseline --data {path}`"
             )
         return Corpus("shakespeare", data.decode("utf-8"), got, str(path))
     try:
@@ -124,7 +126,7 @@ def shakespeare_corpus(data_dir: Path, url: str, timeout: float, fallback: bool)
     else:
         return Corpus("shakespeare", data.decode("utf-8"), SHAKESPEARE_SHA256, str(path))
     notice = (
-        f"WARNING: tiny-shakespeare could not be had: {why}. "
+        f"tiny-shakespeare could not be had: {why}. "
         f"Training on the offline pydoc corpus instead; results are NOT comparable to "
         f"tiny-shakespeare runs. To fix: {ways_out(path)}."
     )

@@ -3,45 +3,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from model.errors import ConfigError
-
-
-def check_int(cfg, *names: str) -> None:
-    for name in names:
-        v = getattr(cfg, name)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ConfigError(name, f"{name} must be an integer >= 1 (got {v!r})")
-
-
-@dataclass(frozen=True)
-class GPTConfig:
-    vocab_size: int = 65
-    block_size: int = 128
-    n_layer: int = 4
-    n_head: int = 4
-    n_embed: int = 256
-    dropout: float = 0.1
-    bias: bool = True
-
-    def __post_init__(self):
-        check_int(self, "vocab_size", "block_size", "n_layer", "n_head", "n_embed")
-        d = self.dropout
-        if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 <= d < 1:
-            raise ConfigError("dropout", f"dropout must be in [0, 1) (got {d!r})")
-        if self.n_embed % self.n_head:
-            raise ConfigError(
-                "n_embed",
-                f"n_embed ({self.n_embed}) must be divisible by n_head ({self.n_head})",
-            )
-        if not isinstance(self.bias, bool):
-            raise ConfigError("bias", f"bias must be true or false (got {self.bias!r})")
-
+from model.config import GPTConfig, check_int  # noqa: F401  (GPTConfig is re-exported)
 
 # Dropout on the CPU. nn.Dropout draws a float per element (aten::bernoulli_, 7 ns/element
 # here, 14-21% of a CPU-safe step) and pushes SDPA off its fused kernel. Here a keep-mask

@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from model.config import SampleConfig
 from model.data import CharTokenizer
 from model.errors import ConfigError
 from model.gpt import GPT, GPTConfig
 
 CHECKPOINT_FORMAT = "sweep-char-gpt/1"
-
-
-@dataclass(frozen=True)
-class SampleConfig:
-    temperature: float = 0.8  # > 0
-    top_k: int = 50  # >= 0, 0 = off
-    max_new_tokens: int = 200  # >= 0
-
-    def __post_init__(self):
-        t = self.temperature
-        if (
-            isinstance(t, bool)
-            or not isinstance(t, (int, float))
-            or not (math.isfinite(t) and t > 0)
-        ):
-            raise ConfigError("temperature", f"temperature must be a number > 0 (got {t!r})")
-        for k in ("top_k", "max_new_tokens"):
-            v = getattr(self, k)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ConfigError(k, f"{k} must be an integer >= 0 (got {v!r})")
 
 
 class CheckpointError(Exception):
@@ -88,16 +68,23 @@ def clamp_top_k(top_k: int, vocab_size: int) -> tuple[int, str | None]:
     return top_k, None
 
 
+def default_prompt(tokenizer: CharTokenizer) -> str:
+    return "\n" if not tokenizer.unknown("\n") else tokenizer.decode([0])
+
+
 def generate_text(
     model: GPT,
     tokenizer: CharTokenizer,
     cfg: SampleConfig,
     *,
-    prompt: str = "\n",
+    prompt: str | None = None,
     seed: int = 1337,
     device="cpu",
 ) -> tuple[str, list[str]]:
-    """Return (prompt + continuation, notices)."""
+    """Return (prompt + continuation, notices). Prompt None: a newline, or, for a corpus
+    without newlines, its first vocabulary character, so every corpus can be sampled."""
+    if prompt is None:
+        prompt = default_prompt(tokenizer)
     bad = tokenizer.unknown(prompt)
     if bad:
         raise PromptError(

@@ -20,10 +20,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from model.config import GPTConfig, SampleConfig, TrainConfig
 from model.errors import ConfigError
-from model.gpt import GPTConfig
-from model.sample import SampleConfig
-from model.train import TrainConfig
 
 from .errors import UserError
 
@@ -48,7 +46,7 @@ FIELDS = _fields()
 KNOWN_KEYS = sorted([*FIELDS, DATA_KEY])
 # Where and how a run executes, not what is trained: left out of the config hash, of the
 # differences a command or report shows, and of what a search may vary.
-RUN_ONLY = frozenset({"device", "save_best"})
+RUN_ONLY = frozenset({"device", "save_best", "threads"})
 
 
 MAX_SEED = 2**32 - 1  # what every random generator here takes

@@ -278,6 +278,7 @@ class Runner:
                 T.TAG_SEED: str(cfg.train.seed),
                 T.TAG_DEVICE: trainer.device,
                 T.TAG_AMP: amp,
+                "sweep.threads": str(trainer.threads),
                 **provenance.tags(),
                 **(tags or {}),
             }
@@ -304,6 +305,7 @@ class Runner:
                         "dataset": identity,
                         "device": trainer.device,
                         "amp": amp,
+                        "threads": trainer.threads,
                     },
                     indent=2,
                 ),

@@ -51,8 +51,6 @@ def sample_run(
             ckpt = load_checkpoint(path)
         except CheckpointError as e:
             raise UserError(str(e)) from None
-    if prompt is None:
-        prompt = "\n" if not ckpt.tokenizer.unknown("\n") else ckpt.tokenizer.decode([0])
     try:
         text, notices = generate_text(ckpt.model, ckpt.tokenizer, cfg, prompt=prompt, seed=seed)
     except PromptError as e:
