@@ -107,7 +107,7 @@ def shakespeare_corpus(data_dir: Path, url: str, timeout: float, fallback: bool)
             raise CorpusError(
                 f"the file at {path} has sha256 {got}, expected {SHAKESPEARE_SHA256}; "
                 f"delete it to download it again, or record a baseline on it as your own text with "
-        f"`sweep baseline --data {path}`"
+                f"`sweep baseline --data {path}`"
             )
         return Corpus("shakespeare", data.decode("utf-8"), got, str(path))
     try:
