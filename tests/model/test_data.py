@@ -170,6 +170,8 @@ def test_offline_fallback_only_by_default(tmp_path):
     assert "tiny-shakespeare could not be had" in c.notice
     assert str(tmp_path / "tinyshakespeare.txt") in c.notice
     assert "SWEEP_DATA_DIR" in c.notice and "--data FILE" in c.notice
+    assert not c.notice.upper().startswith("WARNING")  # shown after "warning: " already
+    assert "sweep baseline --data FILE" in c.notice  # ablate/search have no --data option
     with pytest.raises(CorpusError) as e:
         resolve_corpus("shakespeare", data_dir=tmp_path, url=DEAD_URL, timeout=2)
     msg = str(e.value)

@@ -129,3 +129,26 @@ def test_table_numbers_are_the_mlflow_metrics(smoke_store, tmp_path):  # noqa: F
 def test_binary_format_needs_a_file(smoke_store):  # noqa: F811
     res = runner.invoke(app, ["table", "--tracking-uri", smoke_store.uri, "--format", "parquet"])
     assert res.exit_code == 2 and "binary" in res.output
+
+
+def test_html_export_declares_its_charset(smoke_store, tmp_path):  # noqa: F811
+    out = tmp_path / "t.html"
+    r = runner.invoke(app, ["table", "--tracking-uri", smoke_store.uri, "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    raw = out.read_bytes()
+    assert raw.startswith(b'<meta charset="utf-8">')
+    # the charset a reader is told is the one the bytes are in: "±" reads as "±", not "Â±"
+    import re
+
+    charset = re.search(rb'<meta charset="([^"]+)">', raw).group(1).decode()
+    text = raw.decode(charset)
+    assert "±" in text and "Â" not in text
+
+
+def test_a_suffix_that_is_not_a_format_is_refused(smoke_store, tmp_path):  # noqa: F811
+    for name in ("t.xlsx", "t.tsv"):
+        r = runner.invoke(
+            app, ["table", "--tracking-uri", smoke_store.uri, "-o", str(tmp_path / name)]
+        )
+        assert r.exit_code == 2 and "cannot tell the format" in r.output, r.output
+    assert list(tmp_path.iterdir()) == []
