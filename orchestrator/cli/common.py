@@ -192,7 +192,10 @@ def _tracker(experiment: str, tracking_uri: str | None, create: bool = True, wri
 
     tracker = T.Tracker(tracking_uri, experiment, create=create)
     if writes:
-        for run in T.reap_stale(tracker, T.running(tracker)):
+        # search trials are left to the search's own recovery, which also fails their
+        # Optuna trial (and retries it) and says which worker died
+        stale = [r for r in T.running(tracker) if r.tags.get(T.TAG_ROLE) != T.Role.SEARCH_TRIAL]
+        for run in T.reap_stale(tracker, stale):
             typer.secho(
                 f"note: {run.name} ({run.run_id}): {run.tags[T.TAG_REASON]}; ended KILLED", err=True
             )
