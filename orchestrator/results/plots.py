@@ -197,6 +197,21 @@ def figure_curves(
     return fig
 
 
+CROWDED_BARS = 12  # more bars than this: smaller, upright notes over the bars
+LABEL_CHAR_IN = 0.075  # about the width of one tick label character, in inches
+LABEL_CHARS = 24  # longer values are shortened (…) on the axis; the table has them whole
+
+
+def _delta_label(value: str, baseline: bool, search: bool) -> str:
+    """A bar's tick label: a search trial by its number (its params are in the table), an
+    ablation by its value, shortened past LABEL_CHARS."""
+    if search and value.startswith("trial-"):
+        value = value.split(":", 1)[0].removeprefix("trial-")
+    if len(value) > LABEL_CHARS:
+        value = value[: LABEL_CHARS - 1] + "…"
+    return f"{value}\n(baseline)" if baseline and value != "baseline" else value
+
+
 def figure_deltas(parent: T.RunInfo, df: pd.DataFrame):
     """Best val loss minus the baseline's per value; error bars are the seed std."""
     plt = _pyplot()
@@ -210,8 +225,9 @@ def figure_deltas(parent: T.RunInfo, df: pd.DataFrame):
             sorted(range(len(rows)), key=lambda i: _sort_key(str(rows["value"].iloc[i])))
         ]
     fig, ax = plt.subplots(figsize=FIGSIZE)
+    knob = str(df["knob"].iloc[0])
     labels = [
-        f"{v}\n(baseline)" if w == "baseline" else str(v)
+        _delta_label(str(v), w == "baseline", knob == "search")
         for v, w in zip(rows["value"], rows["verdict"], strict=True)
     ]
     x = list(range(len(rows)))
@@ -234,9 +250,12 @@ def figure_deltas(parent: T.RunInfo, df: pd.DataFrame):
         )
     ax.axhline(0.0, color="black", lw=1.2)
     span = max((abs(d) + s for d, s in zip(deltas, stds, strict=True)), default=0.0) or 1e-3
+    # Many bars: the delta alone, upright, small (the verdict is the bar's colour, see legend)
+    crowded = len(x) > CROWDED_BARS
     for xi, d, s, w in zip(x, deltas, stds, words, strict=True):
         y = d + s if d >= 0 else d - s
-        text = "baseline" if w == "baseline" else f"{d:+.4f}\n{w}"
+        note = f"{d:+.3f}" if crowded else f"{d:+.4f}\n{w}"
+        text = "baseline" if w == "baseline" else note
         ax.annotate(
             text,
             (xi, y),
@@ -244,16 +263,15 @@ def figure_deltas(parent: T.RunInfo, df: pd.DataFrame):
             textcoords="offset points",
             ha="center",
             va="bottom" if d >= 0 else "top",
-            fontsize=8,
+            fontsize=6 if crowded else 8,
+            rotation=90 if crowded else 0,
         )
-    ax.set_ylim(-span * 1.5, span * 1.5)
-    ax.set_xticks(
-        x,
-        labels,
-        rotation=45 if len(labels) > 8 else 0,
-        ha="right" if len(labels) > 8 else "center",
-    )
-    knob = str(df["knob"].iloc[0])
+    ax.set_ylim(-span * (2.5 if crowded else 1.5), span * (2.5 if crowded else 1.5))
+    # Labels upright while they fit side by side; turned a quarter (no overlap) when they don't
+    longest = max(len(line) for label in labels for line in label.splitlines())
+    upright = longest * LABEL_CHAR_IN * len(labels) <= FIGSIZE[0] * 0.8
+    size = 8 if len(labels) <= 2 * CROWDED_BARS else 6
+    ax.set_xticks(x, labels, rotation=0 if upright else 90, fontsize=size)
     ax.set_xlabel(knob if knob != "search" else "trial")
     ax.set_ylabel("Δ best val loss vs baseline (lower is better)")
     ax.set_title(

@@ -16,7 +16,6 @@ Modules, one concept each:
   workers     the work loop of one process; local worker processes
   summary     table, best trial, figures, closing the parent run, printed lines
   attrs       the attribute names a study records in Optuna
-  _optuna     the only use of Optuna's private attributes
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from .recovery import reconcile
 from .space import Space, load_space, space_names
 from .study import prepare
 from .summary import SearchResult, close_parent_if_idle, finish, report_lines
-from .workers import run_workers, work
+from .workers import run_workers, signals_held, work
 
 __all__ = ["Options", "SearchResult", "load_space", "report_lines", "run_search", "space_names"]
 
@@ -86,8 +85,9 @@ def run_search(
         else:
             run_workers(ctx, options)
         reconcile(ctx)
-    except (KeyboardInterrupt, Interrupted):
-        close_parent_if_idle(ctx, T.RunState.KILLED, "interrupted")
+    except (KeyboardInterrupt, Interrupted) as e:
+        with signals_held():  # a second Ctrl-C does not leave the parent RUNNING
+            close_parent_if_idle(ctx, T.RunState.KILLED, f"interrupted ({e or 'Ctrl-C'})")
         raise
     except BaseException as e:
         close_parent_if_idle(ctx, T.RunState.FAILED, f"{type(e).__name__}: {e}")

@@ -1,8 +1,22 @@
-"""Which point a trial tries (the sampler) and when a trial stops early (the pruner)."""
+"""Which point a trial tries (the sampler) and when a trial stops early (the pruner).
+
+`--sampler grid` trains every point of the grid exactly once. The grid is the space's lists
+widened by the baseline's own values (space.anchored), so the baseline's point is always one
+of its points: trial 0. The grid's points are enqueued in the study (Optuna's public
+`enqueue_trial`, in a shuffled order, `--seed`), trial 0 first; a worker takes the next one
+waiting, so no point is trained twice, whichever worker takes it. The budget is the grid's
+size, or `--trials` if lower (then the points enqueued are the first `--trials` of that
+order; a re-run with a larger `--trials` enqueues more). Optuna's GridSampler is not used:
+it hands trial number k grid point k whatever trial 0 was, so the baseline's point was
+trained twice and another point never.
+"""
 
 from __future__ import annotations
 
+import itertools
+import random
 from enum import StrEnum
+from typing import Any
 
 from ..config import RunConfig
 from ..errors import UserError
@@ -48,7 +62,18 @@ def make_sampler(name: str, space: Space, seed: int | None, n_trials: int | None
         return optuna.samplers.RandomSampler(seed=seed)
     if kind is Sampler.CMAES:
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-    return optuna.samplers.GridSampler(space.grid(), seed=seed)
+    space.grid()  # every key a list, or a UserError
+    # Grid trials are enqueued (grid_points): this sampler draws only for a surplus trial,
+    # which fails before it samples anything.
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def grid_points(space: Space, seed: int | None) -> list[dict[str, Any]]:
+    """Every point of the (anchored) grid, shuffled by `seed`: the order trials take them."""
+    grid = space.grid()
+    points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+    random.Random(seed or 0).shuffle(points)
+    return points
 
 
 def make_pruner(name: str, base: RunConfig):

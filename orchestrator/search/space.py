@@ -1,8 +1,10 @@
 """The searched space: which keys of the baseline's config a study changes, and how.
 
 A space is a TOML document in `experiments/spaces/` (or a path): one table per key, a range
-(`low`, `high`, optional `log` / `step`) or a list (`choices` or `values`). A trial's config
-is the baseline's recorded config with only those keys changed.
+(`low`, `high`, optional `log = true` / `step`) or a list (`choices` or `values`), with an
+optional `type` ("float", "int" or "categorical") that must agree with the key. `log` is a
+TOML boolean; an int key's `step` is a whole number. A trial's config is the baseline's
+recorded config with only those keys changed.
 """
 
 from __future__ import annotations
@@ -116,7 +118,11 @@ def _param(label: str, key: str, spec: Any) -> Param:
         )
     typ = FIELDS[key][1]
     listed = spec.get("choices", spec.get("values"))
+    _check_type(where, key, spec.get("type"), typ, listed is not None)
     if listed is not None:
+        ranged = sorted(set(spec) & {"low", "high", "log", "step"})
+        if ranged:
+            raise UserError(f"{where}: {', '.join(ranged)} apply to a range, not to a list")
         if not isinstance(listed, list) or not listed:
             raise UserError(f"{where}: empty choices; give at least one value")
         try:
@@ -134,13 +140,43 @@ def _param(label: str, key: str, spec: Any) -> Param:
         raise UserError(f"{where}: {e.message}") from None
     if not low < high:
         raise UserError(f"{where}: empty range: low ({low}) must be below high ({high})")
-    log = bool(spec.get("log", False))
+    log = spec.get("log", False)
+    if not isinstance(log, bool):
+        raise UserError(f"{where}: log must be true or false (a TOML boolean), got {log!r}")
     if log and low <= 0:
         raise UserError(f"{where}: a log range needs low > 0 (got {low})")
-    step = spec.get("step")
-    if step is not None and (not isinstance(step, (int, float)) or step <= 0 or log):
-        raise UserError(f"{where}: step must be a number > 0 and cannot be combined with log")
+    step = _step(where, spec.get("step"), typ, log)
     return Param(key, Kind.INT if typ is int else Kind.FLOAT, low, high, log, step)
+
+
+def _check_type(where: str, key: str, given: Any, typ: type, listed: bool) -> None:
+    """`type`, when given, names how the key is searched: it must agree with the key."""
+    if given is None:
+        return
+    known = ", ".join(f'"{k}"' for k in Kind)
+    if not isinstance(given, str) or given not in set(Kind):
+        raise UserError(f"{where}: unknown type {given!r}; the types are {known}")
+    if listed:
+        expected = Kind.CATEGORICAL
+    elif typ in (int, float):
+        expected = Kind.INT if typ is int else Kind.FLOAT
+    else:
+        expected = None  # a range of a key that is no number: refused just after
+    if expected is not None and given != expected:
+        how = "a list of choices" if listed else f"a range of {expected} values"
+        raise UserError(f'{where}: type = "{given}", but this table gives {how}')
+
+
+def _step(where: str, step: Any, typ: type, log: bool) -> float | int | None:
+    if step is None:
+        return None
+    if isinstance(step, bool) or not isinstance(step, (int, float)) or not step > 0 or log:
+        raise UserError(f"{where}: step must be a number > 0 and cannot be combined with log")
+    if typ is int:
+        if not float(step).is_integer():
+            raise UserError(f"{where}: step must be a whole number for an integer key (got {step})")
+        return int(step)
+    return step
 
 
 def anchored(space: Space, base: RunConfig) -> Space:

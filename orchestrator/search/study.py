@@ -8,9 +8,9 @@ machine, a re-run) joins them, and is refused if it searches another baseline or
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,11 @@ from ..errors import UserError
 from ..progress import Progress
 from ..runner import Runner
 from ..studies import open_storage
-from . import _optuna
 from .attrs import ATTR_BASELINE, STUDY_BASELINE, STUDY_PARENT, STUDY_SPACE
+from .budget import counted
 from .context import Options, SearchContext
 from .recovery import StaleTrials
-from .samplers import Sampler, make_pruner, make_sampler
+from .samplers import Sampler, grid_points, make_pruner, make_sampler
 from .space import Space, anchored, check_choices, load_space
 
 
@@ -51,15 +51,24 @@ def prepare(
     sampler = options.sampler
     if isinstance(sampler, str):
         sampler = make_sampler(sampler, space, options.seed, n_trials)
+    queue: list[dict[str, Any]] = []
     if options.sampler == Sampler.GRID:
-        n_trials = min(n_trials, math.prod(len(v) for v in space.grid().values()))
+        queue = grid_points(space, options.seed)
+        n_trials = min(n_trials, len(queue))
     pruner = options.pruner
     if isinstance(pruner, str):
         pruner = make_pruner(pruner, base)
     name = options.study or default_study_name(space, baseline.run_id)
     # A heartbeat-stale trial (RDB storage) is retried once and its MLflow run ended KILLED.
-    storage = open_storage(options.storage, tracker.store_dir, on_stale=StaleTrials(tracker))
-    study, parent_id = open_study(tracker, storage, name, sampler, pruner, space, baseline, base)
+    storage = open_storage(
+        options.storage,
+        tracker.store_dir,
+        on_stale=StaleTrials(tracker),
+        warn=None if progress is None else progress.warn,
+    )
+    study, parent_id = open_study(
+        tracker, storage, name, sampler, pruner, space, baseline, base, queue, n_trials
+    )
     runner = Runner(tracker, progress, expect_sha256=baseline.params.get("dataset.sha256"))
     deadline = None if options.timeout is None else time.monotonic() + options.timeout
     return SearchContext(
@@ -76,8 +85,11 @@ def open_study(
     space: Space,
     baseline: T.RunInfo,
     base: RunConfig,
+    queue: Sequence[dict[str, Any]] = (),
+    n_trials: int = 0,
 ) -> tuple[Any, str]:
-    """(study, MLflow parent run id): created with the baseline as trial 0, or joined."""
+    """(study, MLflow parent run id): created with the baseline as trial 0, or joined.
+    `queue`: points to enqueue (a grid, samplers.py) until the study holds `n_trials`."""
     import optuna
 
     try:
@@ -91,7 +103,9 @@ def open_study(
         )
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
-        return study, join_parent(tracker, study, space, baseline)
+        parent_id = join_parent(tracker, study, space, baseline)
+        fill_queue(study, queue, n_trials)  # a re-run with a larger --trials
+        return study, parent_id
     parent_id = tracker.create_run(
         f"search:{name}",
         tags={
@@ -105,13 +119,22 @@ def open_study(
     tracker.log_params(parent_id, {"space." + p.name: p.describe() for p in space.params})
     study.set_user_attr(STUDY_BASELINE, baseline.run_id)
     study.set_user_attr(STUDY_SPACE, space.fingerprint())
-    study.set_user_attr(STUDY_PARENT, parent_id)
     flat = base.to_flat()
     point = {p.name: flat[p.name] for p in space.params}
     study.enqueue_trial(point, user_attrs={ATTR_BASELINE: True}, skip_if_exists=True)
-    if isinstance(sampler, optuna.samplers.GridSampler):
-        _optuna.mark_grid_point(study, storage, sampler, point)
+    fill_queue(study, queue, n_trials)
+    # Last: a process joining the study waits for this, so it finds the queue filled.
+    study.set_user_attr(STUDY_PARENT, parent_id)
     return study, parent_id
+
+
+def fill_queue(study, points: Sequence[dict[str, Any]], n_trials: int) -> None:
+    """Enqueue `points` in order, skipping those already in the study (any state: a grid
+    point is tried once), until the study holds `n_trials` trials that count."""
+    for point in points:
+        if len(counted(study.get_trials(deepcopy=False))) >= n_trials:
+            return
+        study.enqueue_trial(point, skip_if_exists=True)
 
 
 def join_parent(

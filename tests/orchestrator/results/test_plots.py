@@ -123,3 +123,83 @@ def test_search_without_a_reachable_study_says_so(tmp_path):
     res = plot_sweep(tracker, parent, tmp_path / "out")
     assert [p.name for p in res.paths] == ["val-loss.png"]
     assert any("optuna-journal.log" in n and "skipped" in n for n in res.notes), res.notes
+
+
+def _delta_table(n_trials: int):
+    """A search's table as sweep_table gives it: the baseline, then trial rows."""
+    import pandas as pd
+
+    rows = [
+        {
+            "knob": "search",
+            "value": "baseline",
+            "verdict": "baseline",
+            "delta": 0.0,
+            "best_val_loss_std": 0.004,
+        }
+    ]
+    for n in range(n_trials):
+        rows.append(
+            {
+                "knob": "search",
+                "value": f"trial-{n}: dropout={0.01 * n:.3g} lr={0.0003 * (n + 1):.3g} n_layer=3",
+                "verdict": ("better", "worse", "within noise")[n % 3],
+                "delta": 0.01 * (n % 5 - 2),
+                "best_val_loss_std": float("nan"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _overlaps(boxes) -> list[tuple[int, int]]:
+    return [
+        (i, j)
+        for i in range(len(boxes))
+        for j in range(i + 1, len(boxes))
+        if boxes[i].overlaps(boxes[j])
+    ]
+
+
+def test_search_delta_labels_are_trial_numbers_that_do_not_overlap():
+    import matplotlib.pyplot as plt
+
+    from orchestrator.results.plots import figure_deltas
+
+    class Parent:  # figure_deltas reads only the parent run's name
+        name = "search:demo"
+
+    for n_trials in (7, 8, 20, 40):
+        fig = figure_deltas(Parent(), _delta_table(n_trials))
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        ax = fig.axes[0]
+        labels = [t for t in ax.get_xticklabels() if t.get_text()]
+        texts = [t.get_text() for t in labels]
+        assert texts == ["baseline", *(str(n) for n in range(n_trials))], texts
+        assert _overlaps([t.get_window_extent(renderer) for t in labels]) == [], (n_trials, texts)
+        notes = [c for c in ax.texts if c.get_text()]  # the delta written over each bar
+        assert _overlaps([c.get_window_extent(renderer) for c in notes]) == [], n_trials
+        plt.close(fig)
+
+
+def test_drawing_optuna_figures_leaves_matplotlib_style_alone():
+    import matplotlib
+    import matplotlib.pyplot as plt
+    import optuna
+
+    from orchestrator.results.plots import figures_optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+    study.optimize(
+        lambda t: (t.suggest_float("dropout", 0, 0.3) - 0.1) ** 2 + t.suggest_int("n", 1, 4) / 100,
+        n_trials=8,
+    )
+    before = dict(matplotlib.rcParams)
+    figs, notes = figures_optuna(study)
+    assert len(figs) == 3, notes  # all three drawn, in Optuna's own style
+    after = dict(matplotlib.rcParams)
+    changed = {k: (before[k], after[k]) for k in before if str(before[k]) != str(after[k])}
+    assert changed == {}  # the figures drawn next (reports) keep the default look
+    for _, fig in figs:
+        plt.close(fig)

@@ -111,7 +111,7 @@ def test_a_study_refuses_to_be_joined_with_another_space(search_env, tmp_path):
     ("options", "message"),
     [
         ({"workers": 0}, "--workers must be at least 1 (got 0)"),
-        ({"timeout": 0.0}, "--timeout must be > 0 seconds (got 0.0)"),
+        ({"timeout": 0.0}, "--timeout must be a finite number of seconds > 0 (got 0.0)"),
         (
             {"workers": 2, "space": object()},
             "--workers > 1 takes sampler, pruner and space by name",

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from optuna.trial import TrialState
 
 from orchestrator import tracking as T
 from orchestrator.search import run_search
 from orchestrator.search.attrs import ATTR_SURPLUS
+from orchestrator.search.context import worker_limit
+
+pytestmark = pytest.mark.skipif(
+    worker_limit()[0] < 2, reason=f"--workers 2 is refused here ({worker_limit()[1]})"
+)
 
 
 def test_two_local_workers_share_the_journal_storage(search_env, study_of):
