@@ -50,4 +50,9 @@ def render(items: list[dict[str, str]]) -> str:
 
     if not items:
         return "nothing recorded yet: run `sweep baseline`"
-    return tabulate([list(r.values()) for r in items], headers=list(items[0]), tablefmt="simple")
+    return tabulate(
+        [list(r.values()) for r in items],
+        headers=list(items[0]),
+        tablefmt="simple",
+        disable_numparse=True,
+    )
