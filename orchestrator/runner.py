@@ -80,13 +80,23 @@ class HookList(TrainerHooks):
 class RunLogger(TrainerHooks):
     """Trainer events -> MLflow (metrics live, samples and checkpoint at the end) and progress."""
 
-    def __init__(self, tracker: T.Tracker, run_id: str, staging: Path, progress: Progress):
+    def __init__(
+        self,
+        tracker: T.Tracker,
+        run_id: str,
+        staging: Path,
+        progress: Progress,
+        max_steps: int = 0,
+    ):
         self.tracker = tracker
         self.run_id = run_id
         self.staging = staging  # mirrors the run's artifact tree; uploaded in one call
         self.samples = staging / "samples"
         self.samples.mkdir(parents=True, exist_ok=True)
         self.progress = progress
+        # samples/step-0020.txt ... step-1000.txt: zero-padded to the run's last step, so the
+        # MLflow UI and list_artifacts (which sort by name) list them in step order
+        self.step_width = len(str(max(max_steps, 1)))
         self.best: Path | None = None
         self.last_step: int | None = None
 
@@ -103,7 +113,7 @@ class RunLogger(TrainerHooks):
         self.best = Path(path)
 
     def on_sample(self, step: int, text: str) -> None:
-        (self.samples / f"step-{step}.txt").write_text(text, encoding="utf-8")
+        (self.samples / f"step-{step:0{self.step_width}d}.txt").write_text(text, encoding="utf-8")
 
     def upload(self) -> None:
         """config.json, samples and the best checkpoint in one upload at the end (also after
@@ -311,7 +321,7 @@ class Runner:
                 ),
                 encoding="utf-8",
             )
-            logger = RunLogger(tracker, run_id, staging, self.progress)
+            logger = RunLogger(tracker, run_id, staging, self.progress, cfg.train.max_steps)
             trainer.hooks = HookList([logger, *hooks])
             self.progress.run_start(name, cfg.train.max_steps)
             outcome = self._run(trainer, logger, run_id, name, stop_on)

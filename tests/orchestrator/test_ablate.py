@@ -182,3 +182,16 @@ def test_width_keeps_a_matching_head_count(smoke_cfg):
     ]
     plans = plan_ablation(smoke_cfg, KNOBS["n_embed"], ["75"], [1])
     assert plans[0].cfg.gpt.n_head == 1
+
+
+def test_sample_files_list_in_step_order(tracker, corpus_path):
+    """samples/step-N.txt are zero-padded to the last step: sorted by name = sorted by step
+    (unpadded, step-10 and step-12 sorted before step-2 in the UI and list_artifacts)."""
+    from orchestrator.config import build
+
+    cfg = build("smoke", {"max_steps": "12", "eval_every": "2"}, data=str(corpus_path))
+    result = record_baseline(tracker, cfg, seeds=1)
+    assert result.ok
+    names = tracker.list_artifacts(result.run_id, "samples")
+    assert names == [f"samples/step-{s:02d}.txt" for s in (2, 4, 6, 8, 10, 12)]
+    assert names == sorted(names)

@@ -54,3 +54,40 @@ def test_an_estimate_is_printed_before_training(store, corpus_path):
     assert r.exit_code == 0, r.output
     first = r.output.splitlines()[0]
     assert first.startswith("estimated time: ") and "per run" in first, r.output
+
+
+def test_sample_from_a_parent_id_picks_its_best_child_and_best_samples_the_best_run(smoke_store):  # noqa: F811
+    uri = ("--tracking-uri", smoke_store.uri, "--max-new-tokens", "20")
+    tracker = T.Tracker(smoke_store.uri, smoke_store.experiment, create=False)
+    for parent_id in (smoke_store.baseline_id, smoke_store.sweep_id):
+        r = sweep("sample", "--run", parent_id, *uri)
+        assert r.exit_code == 0, r.output
+        parent = tracker.get_run(parent_id)
+        note = next(ln for ln in r.output.splitlines() if ln.startswith("note: "))
+        assert f"{parent.name} is a parent run: sampling its best child" in note
+        child_id = note.rsplit("(", 1)[1].rstrip(")")
+        assert tracker.get_run(child_id).tags[T.PARENT_TAG] == parent_id
+        assert len(r.output.splitlines()[-1]) > 0
+    r = sweep("sample", "--best", *uri)
+    assert r.exit_code == 0, r.output
+    for args in ((), ("--best", "--run", smoke_store.baseline_id)):
+        r = sweep("sample", *args, *uri)
+        assert r.exit_code == 2 and "give --run RUN_ID or --best" in r.output, r.output
+
+
+def test_a_corpus_without_a_newline_trains_and_samples(store, corpus_path, tmp_path):
+    flat = tmp_path / "flat.txt"
+    flat.write_text(corpus_path.read_text(encoding="utf-8")[:20000].replace("\n", " "))
+    assert "\n" not in flat.read_text()
+    r = sweep("baseline", "--profile", "smoke", "--set", "max_steps=10", "--set", "eval_every=5",
+              "--data", str(flat), "--tracking-uri", store)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    tracker = T.Tracker(store, "char-gpt", create=False)
+    (run,) = [r for r in tracker.search() if r.name == "baseline"]
+    assert run.status == "FINISHED" and run.tags[T.TAG_STATE] == "complete"
+    assert tracker.list_artifacts(run.run_id, "samples") == [
+        "samples/step-05.txt",
+        "samples/step-10.txt",
+    ]
+    r = sweep("sample", "--run", run.run_id, "--max-new-tokens", "20", "--tracking-uri", store)
+    assert r.exit_code == 0, r.output
