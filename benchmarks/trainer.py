@@ -45,8 +45,10 @@ from model.train import (  # noqa: E402
     TrainConfig,
     Trainer,
     TrainerHooks,
+    configure_optimizer,
     cpu_has_native_bf16,
     lr_factor,
+    resolve_amp,
 )
 
 # -- the reference: nanoGPT's model.py and train.py as they run on a CPU, nothing else ---------
@@ -296,6 +298,43 @@ def trainer_player(gpt, cfg, ds, sample=None):
     return fn
 
 
+def compiled_player(gpt, cfg, ds, mode: str | None):
+    """The Trainer's step (sweep's GPT, fused AdamW, bf16 autocast where the CPU has it,
+    clipping, the same batches) on a torch.compile'd model: not a product setting, timed here
+    so the table shows whether compiling pays. The first step's time includes compiling."""
+
+    def fn(turn):
+        torch.manual_seed(cfg.seed)
+        m = GPT(replace(gpt, vocab_size=ds.tokenizer.vocab_size))
+        fwd = torch.compile(m, mode=mode)
+        opt = configure_optimizer(m, cfg, "cpu")
+        dtype = resolve_amp(cfg.amp, "cpu")
+        gen = torch.Generator().manual_seed(cfg.seed)
+        m.train()
+        for i in range(cfg.max_steps):
+            for pg in opt.param_groups:
+                pg["lr"] = cfg.lr * lr_factor(i, cfg)
+            x, y = ds.get_batch("train", cfg.batch_size, gpt.block_size, gen)
+            with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+                _, loss = fwd(x, y)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(m.parameters(), cfg.grad_clip)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            if i + 1 < cfg.max_steps:
+                turn()
+        m.eval()
+        g = torch.Generator().manual_seed(cfg.seed + 1)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            losses = [
+                m(*ds.get_batch("val", cfg.batch_size, gpt.block_size, g))[1].item()
+                for _ in range(cfg.eval_iters)
+            ]
+        return {"final_val_loss": sum(losses) / len(losses)}
+
+    return fn
+
+
 def matmul_peak(dtype: torch.dtype, reps: int = 3) -> float:
     """Best GFLOP/s over a square matmul and the CPU-safe shape's largest (8192x256x1024)."""
     best = 0.0
@@ -327,6 +366,12 @@ def main() -> None:
         "--bf16",
         action="store_true",
         help="time bf16 even where the CPU has no native bf16 (very slow there)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time torch.compile (default mode) of sweep's model at amp=auto: not a "
+        "product setting; shows whether it would pay (first step = compile time)",
     )
     args = p.parse_args()
     print("$ python " + " ".join(sys.argv), flush=True)
@@ -369,6 +414,12 @@ def main() -> None:
     for name, kw in settings.items():
         cfg = replace(base, **kw)
         game.add(name, trainer_player(gpt, cfg, ds), cfg.threads or default_threads)
+    if args.compile:
+        game.add(
+            "sweep amp=auto, compiled",
+            compiled_player(gpt, replace(base, amp="auto"), ds, None),
+            default_threads,
+        )
     t0 = time.perf_counter()
     players = game.run()
     t_table1 = time.perf_counter() - t0
@@ -404,7 +455,8 @@ def main() -> None:
         val = pl["result"]["final_val_loss"]
         if ref_tps is None:
             ref_tps, ref_val = tps, val
-        dt = "bf16" if "bf16" in pl["name"] else "fp32"
+        auto_bf16 = "auto" in pl["name"] and native
+        dt = "bf16" if "bf16" in pl["name"] or auto_bf16 else "fp32"
         gfl = flops_per_token * tps / 1e9
         print(
             f"{pl['name']:<26}{pl['threads']:>8}{tps:>10,.0f}{tps / ref_tps:>7.2f}x"
@@ -415,10 +467,14 @@ def main() -> None:
             f"{'sweep bf16':<26}  skipped: no native bf16 on this CPU (bf16 matmul "
             f"{peak['bf16']:.1f} GFLOP/s); amp=auto resolves to fp32 here (--bf16 to force)"
         )
-    print(
-        "compile: no torch.compile setting (on this CPU it measured no faster than eager; "
-        "see the branch notes)"
-    )
+    for pl in players:
+        if "compiled" in pl["name"]:
+            print(
+                f"{pl['name']}: first step {pl['segments'][0]:.1f} s (compiling), then the "
+                "median above; not a product setting"
+            )
+    if not args.compile:
+        print("compile: not a product setting; --compile times it beside the others")
 
     if args.full_steps <= 0:
         return

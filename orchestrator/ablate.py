@@ -8,19 +8,19 @@ and seed are kept, runs left RUNNING by a dead process are ended KILLED and trai
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from model.errors import ConfigError
 
 from . import tracking as T
-from .baseline import baseline_config, seed_list
+from .baseline import baseline_config, comparison_seeds
 from .config import RunConfig, config_params, heads_note, notes
 from .errors import UserError
 from .estimate import say_estimate
 from .knobs import Knob, default_values, knob_or_error, value_label
 from .progress import Progress
-from .results.table import Settings
+from .results.settings import Settings, settings_for
 from .runner import Outcome, Runner, parent_run
 from .tracking import Role, RunState
 
@@ -83,6 +83,7 @@ class AblationResult:
     skipped: list[str]
     stand_ins: list[str]
     looks: int = 0  # seeds-until-clear looks taken (0: a fixed number of seeds)
+    notes: list[str] = field(default_factory=list)  # e.g. a --margin that replaced the recorded
 
 
 def open_parent(
@@ -144,18 +145,25 @@ def others_running(tracker: T.Tracker, parent_id: str) -> bool:
 
 
 def sequential_settings(
-    parent: T.RunInfo | None, n0: int, max_seeds: int | None, settings: Settings
+    settings: Settings, n0: int, max_seeds: int | None, labels: list[str]
 ) -> Settings:
-    """The looks of --until-clear: from the seeds there are now to --max-seeds. A resumed
-    sweep keeps the looks it started with (changing them would change the levels)."""
-    recorded = Settings.recorded(parent) if parent is not None else None
-    if recorded is not None and recorded.sequential:
-        start, top = recorded.sequential
+    """The looks of --until-clear: from the seeds there are now to --max-seeds, over the
+    values `labels`. A resumed sweep keeps the looks and values it started with (changing
+    them would change the levels of looks already taken)."""
+    if settings.sequential:
+        top = settings.sequential[1]
         if max_seeds is not None and max_seeds != top:
             raise UserError(
                 f"this ablation adds seeds up to {top} (--max-seeds {top}); it cannot change now"
             )
-        return replace(settings, sequential=(start, top))
+        new = [v for v in labels if settings.covers is not None and v not in settings.covers]
+        if new:
+            raise UserError(
+                f"this ablation added seeds until clear to {', '.join(settings.covers or ())}; "
+                f"{', '.join(new)} cannot join its looks now (that would change looks already "
+                "taken): leave out --until-clear to train it judged on its own"
+            )
+        return settings
     top = DEFAULT_MAX_SEEDS if max_seeds is None else max_seeds
     if n0 < 2:
         raise UserError(
@@ -164,7 +172,7 @@ def sequential_settings(
         )
     if top < n0:
         raise UserError(f"--max-seeds {top} is below the {n0} seeds there are already")
-    return replace(settings, sequential=(n0, top))
+    return replace(settings, sequential=(n0, top), covers=tuple(dict.fromkeys(labels)))
 
 
 DEFAULT_MAX_SEEDS = 10
@@ -178,33 +186,45 @@ def run_ablation(
     baseline_id: str | None = None,
     progress: Progress | None = None,
     *,
-    settings: Settings | None = None,
+    margin: float | None = None,
+    alpha: float | None = None,
     until_clear: bool = False,
     max_seeds: int | None = None,
 ) -> AblationResult:
     """Train each value against the baseline (resuming what is there), and with
     `until_clear` add seeds to the baseline and the undecided values until every row has
-    a verdict or `max_seeds` is reached."""
+    a verdict or `max_seeds` is reached. `margin`/`alpha` left out: what the sweep recorded
+    (a new sweep: the defaults); see `results.settings.settings_for`."""
     progress = progress or Progress(live=False)
-    settings = settings or Settings()
     knob = knob_or_error(knob_name)
     if max_seeds is not None and not until_clear:
         raise UserError("--max-seeds goes with --until-clear")
     baseline = T.find_baseline(tracker, baseline_id)
     base = baseline_config(baseline)
-    seed_values = T.baseline_seeds(baseline) if seeds is None else seed_list(base.train.seed, seeds)
+    settings, notes = settings_for(
+        T.find_ablation(tracker, knob.name, baseline.run_id), alpha, margin
+    )
+    base_seeds = T.baseline_seeds(baseline)
+    seed_values = comparison_seeds(baseline, base, seeds)
     raw_values = values if values is not None else default_values(knob.name)
     warnings: list[str] = []
     plans = plan_ablation(base, knob, raw_values, seed_values, warnings)
-    for w in warnings:
-        progress.warn(w)
     if until_clear:
-        found = T.find_ablation(tracker, knob.name, baseline.run_id)
-        settings = sequential_settings(found, len(T.baseline_seeds(baseline)), max_seeds, settings)
-        if seeds is not None and seed_values != T.baseline_seeds(baseline):
+        if seeds is not None and seed_values != base_seeds:
             raise UserError(
                 "--until-clear uses the baseline's seeds and adds to both sides: leave out --seeds"
             )
+        resumed = settings.sequential is not None
+        labels = [] if resumed and values is None else [p.value for p in plans if p.cfg]
+        settings = sequential_settings(settings, len(base_seeds), max_seeds, labels)
+        if resumed and settings.covers is not None:
+            # every value of its looks, from the first look's seeds on: the looks add the rest
+            n0 = settings.sequential[0]  # type: ignore[index]
+            plans = plan_ablation(base, knob, list(settings.covers), sorted(base_seeds)[:n0])
+    for w in warnings:
+        progress.warn(w)
+    for n in notes:
+        progress.say(f"note: {n}")
 
     runner = Runner(tracker, progress, expect_sha256=baseline.params.get("dataset.sha256"))
     parent_id, existing = open_parent(tracker, knob, baseline, base, settings, progress)
@@ -240,7 +260,7 @@ def run_ablation(
                 return train_plan(runner, knob, plan, parent_id)
 
             more, looks = add_seeds_until_clear(
-                runner, baseline, parent_id, knob.name, sorted(configs), train, settings
+                runner, baseline, parent_id, knob.name, train, settings
             )
             trained += more
         from .results.table import attach_table, sweep_table
@@ -250,7 +270,7 @@ def run_ablation(
         progress.say("another process still trains into this sweep: it ends the parent run")
     else:
         tracker.end_run(parent_id, RunState.COMPLETE)
-    return AblationResult(parent_id, trained, skipped, stand_ins, looks)
+    return AblationResult(parent_id, trained, skipped, stand_ins, looks, notes)
 
 
 def train_plan(runner: Runner, knob: Knob, plan: Plan, parent_id: str) -> Outcome:

@@ -32,6 +32,12 @@ def seed_list(first: int, seeds: int) -> list[int]:
     return [first + i for i in range(seeds)]
 
 
+def comparison_seeds(baseline: T.RunInfo, base: RunConfig, seeds: int | None) -> list[int]:
+    """The seeds a sweep against `baseline` trains: the baseline's own (paired comparisons),
+    or `--seeds N` from the seed of its config `base` on."""
+    return T.baseline_seeds(baseline) if seeds is None else seed_list(base.train.seed, seeds)
+
+
 def record_baseline(
     tracker: T.Tracker, cfg: RunConfig, seeds: int = 1, progress: Progress | None = None
 ) -> BaselineResult:

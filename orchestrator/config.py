@@ -47,6 +47,10 @@ KNOWN_KEYS = sorted([*FIELDS, DATA_KEY])
 # Where and how a run executes, not what is trained: left out of the config hash, of the
 # differences a command or report shows, and of what a search may vary.
 RUN_ONLY = frozenset({"device", "save_best", "threads"})
+# Not what a person changes to make the model better: where and how a run executes, its seed
+# (a comparison repeats over seeds) and its corpus (a comparison holds it fixed). A search
+# never varies them; a best variant's differences from its baseline leave them out.
+FIXED_KEYS = RUN_ONLY | {"seed", DATA_KEY}
 
 
 MAX_SEED = 2**32 - 1  # what every random generator here takes
@@ -305,7 +309,8 @@ def baseline_command(cfg: RunConfig, seeds: int = 1) -> str:
             prof = build(name, {}).to_flat()
         except UserError:
             continue
-        diffs = [k for k in flat if k not in RUN_ONLY and k != DATA_KEY and flat[k] != prof[k]]
+        # the seed is kept (the line trains exactly `cfg`); the corpus has its own --data
+        diffs = [k for k in flat if k not in FIXED_KEYS - {"seed"} and flat[k] != prof[k]]
         if best is None or len(diffs) < len(best[1]):
             best = (name, diffs)
     if best is None:

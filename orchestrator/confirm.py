@@ -14,11 +14,11 @@ import math
 from dataclasses import dataclass
 
 from . import tracking as T
-from .baseline import baseline_config, seed_list
+from .baseline import baseline_config, comparison_seeds
 from .config import RunConfig, config_params, from_flat
 from .errors import UserError
 from .progress import Progress
-from .results.table import Settings
+from .results.settings import settings_for
 from .runner import Outcome, Runner, parent_run
 from .tracking import Role, RunState
 
@@ -75,14 +75,17 @@ def run_confirm(
     top: int = 3,
     seeds: int | None = None,
     progress: Progress | None = None,
-    settings: Settings | None = None,
+    *,
+    margin: float | None = None,
+    alpha: float | None = None,
 ) -> ConfirmResult:
+    """Re-train the top `top` trials with the baseline's seeds (or `seeds`). `margin`/`alpha`
+    left out: what an earlier confirmation of this search recorded, else the defaults."""
     progress = progress or Progress(live=False)
-    settings = settings or Settings()
     search = find_search(tracker, sweep_id)
     baseline = T.find_baseline(tracker, search.tags.get(T.TAG_BASELINE))
     base = baseline_config(baseline)
-    seed_values = T.baseline_seeds(baseline) if seeds is None else seed_list(base.train.seed, seeds)
+    seed_values = comparison_seeds(baseline, base, seeds)
     trials = finished_trials(tracker, search)
     if top < 1 or top > len(trials):
         raise UserError(
@@ -113,6 +116,8 @@ def run_confirm(
     existing = tracker.search(
         f"tags.`{T.TAG_ROLE}` = '{Role.CONFIRM}' and tags.`{TAG_SEARCH}` = '{search.run_id}'"
     )
+    settings, changed = settings_for(existing[0] if existing else None, alpha, margin)
+    notes += changed
     if existing:
         parent_id = existing[0].run_id
         tracker.reopen(parent_id)

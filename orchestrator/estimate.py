@@ -76,8 +76,11 @@ def duration(seconds: float) -> str:
     return f"{seconds} s"
 
 
-def say_estimate(runner, cfg: RunConfig, runs: int) -> None:
-    """One line before training: about how long per run and for the whole command."""
+def say_estimate(
+    runner, cfg: RunConfig, runs: int, *, what: str = "run", parallel: int = 1, bound: str = ""
+) -> None:
+    """One line before training: about how long per run and for the whole command
+    (`runs` runs of `cfg`, `parallel` at a time; `bound` "at most " where pruning shortens)."""
     if runs < 1:
         return
     cfg, dataset = runner.prepare(cfg)
@@ -85,5 +88,12 @@ def say_estimate(runner, cfg: RunConfig, runs: int) -> None:
     if got is None:
         return
     seconds, source = got
-    total = f", {duration(seconds * runs)} for {runs} runs" if runs > 1 else ""
-    runner.progress.say(f"estimated time: about {duration(seconds)} per run{total} (from {source})")
+    about = "" if seconds < 1 else "about "
+    total = ""
+    if runs > 1:
+        rounds = math.ceil(runs / max(1, parallel))
+        on = f" on {parallel} workers" if parallel > 1 else ""
+        total = f", {bound}{duration(seconds * rounds)} for {runs} {what}s{on}"
+    runner.progress.say(
+        f"estimated time: {about}{duration(seconds)} per {what}{total} (from {source})"
+    )

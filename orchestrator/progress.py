@@ -12,6 +12,8 @@ import sys
 import time
 from typing import Any
 
+from .tracking.schema import RunState
+
 
 def _eta(seconds: float) -> str:
     if not math.isfinite(seconds) or seconds < 0:
@@ -113,13 +115,13 @@ class Progress:
         )
 
     def run_end(
-        self, name: str, state: str, summary: dict[str, Any], reason: str | None = None
+        self, name: str, state: RunState, summary: dict[str, Any], reason: str | None = None
     ) -> None:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
         who = self._prefix() if name == self._name else name
-        if state == "complete":
+        if state is RunState.COMPLETE:
             msg = (
                 f"{who}: best val_loss {summary.get('best_val_loss', math.nan):.4f} "
                 f"(ppl {summary.get('best_val_ppl', math.nan):.2f}) "

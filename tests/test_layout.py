@@ -5,8 +5,14 @@
 - mlflow only under orchestrator/tracking/, optuna only under orchestrator/search/ and the
   storage adapter (studies.py), model/ nothing of the orchestration;
 - run states are an enum: MLflow status literals only in the tracking schema;
-- private Optuna attributes only in one commented module (search/_optuna.py);
-- tests mirror the packages; `sweep --help` imports nothing heavy.
+- no private attribute of another object (Optuna's or anyone's: `x._name`,
+  `getattr(x, "_name")`, `from optuna._x import`) in any project module, but for the few
+  names of ALLOWED_PRIVATE, each with its reason; no module-level mutable state;
+- no deprecated Optuna API: pyproject.toml's filterwarnings turn Optuna's deprecation
+  warnings into errors, so any test that reaches one fails (checked here too);
+- tests mirror the packages: tests/<package path>/test_<module>.py names a real module or
+  package, slow (`@pytest.mark.slow`) tests live in tests/e2e/ only;
+- `sweep --help` imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("model", "orchestrator")
@@ -112,10 +120,16 @@ def test_no_import_cycles():
     assert cycles == []
 
 
+STRATEGIES = ("search", "ablate", "baseline", "runner", "confirm", "until_clear")
+
+
 def test_results_never_import_the_strategies():
-    strategies = ("search", "ablate", "baseline", "runner", "confirm")
+    def strategy(name: str) -> bool:
+        parts = name.split(".")
+        return parts[0] == "orchestrator" and len(parts) > 1 and parts[1] in STRATEGIES
+
     bad = {
-        rel(p): sorted(d for d in imports(p) if d.split(".")[1:2] and d.split(".")[1] in strategies)
+        rel(p): sorted(d for d in imports(p) if strategy(d))
         for p in (ROOT / "orchestrator" / "results").rglob("*.py")
     }
     assert {k: v for k, v in bad.items() if v} == {}
@@ -149,40 +163,158 @@ def test_mlflow_statuses_are_written_only_in_the_tracking_schema():
     assert 0 < len(pattern.findall(schema)) <= 12  # the one mapping, a handful of literals
 
 
-def private_optuna_uses(path: Path) -> list[str]:
-    """`obj._name` on anything but self/cls, and imports from optuna's private modules."""
+# Names that start with an underscore and are public all the same (documented API), or a
+# private one used knowingly, with the reason.
+ALLOWED_PRIVATE = {
+    "os._exit": "the documented way out of a forked child",
+    "sys._getframe": "documented CPython API",
+    "torch._C._cpu._get_cpu_capability": "model/train.py: the CPU's flags, with a "
+    "/proc/cpuinfo fallback when torch moves it",
+}
+NAMEDTUPLE_API = {"_asdict", "_replace", "_fields", "_make", "_field_defaults"}
+ATTR_FUNCTIONS = {"getattr", "setattr", "hasattr", "delattr"}
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def private_uses(path: Path) -> list[str]:
+    """`obj._name` on anything but self/cls, `getattr(obj, "_name")` and the like, and
+    imports of private modules or names from packages that are not ours."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    inner = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     uses = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if (
-            isinstance(node, ast.Attribute)
-            and node.attr.startswith("_")
-            and not node.attr.startswith("__")
-            and node.attr not in ("_replace", "_asdict", "_fields")  # namedtuple's public API
-            and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and id(node) not in inner:  # a whole a.b.c chain
+            chain = ast.unparse(node)
+            link = node
+            while isinstance(link, ast.Attribute) and chain not in ALLOWED_PRIVATE:
+                own = isinstance(link.value, ast.Name) and link.value.id in ("self", "cls")
+                if _private(link.attr) and link.attr not in NAMEDTUPLE_API and not own:
+                    uses.append(f"{node.lineno}: {chain}")
+                    break
+                link = link.value
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ATTR_FUNCTIONS
+            and len(node.args) > 1
+            and isinstance(node.args[1], ast.Constant)
+            and isinstance(node.args[1].value, str)
+            and _private(node.args[1].value)
         ):
-            uses.append(f"{node.lineno}: .{node.attr}")
-        module = node.module or "" if isinstance(node, ast.ImportFrom) else ""
-        if module.startswith("optuna") and any(p.startswith("_") for p in module.split(".")):
-            uses.append(f"{node.lineno}: from {module}")
+            uses.append(f"{node.lineno}: {node.func.id}(..., {node.args[1].value!r})")
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            module = node.module or ""
+            if module.split(".")[0] in PACKAGES:
+                continue  # our own modules may share their private helpers
+            names = [*module.split("."), *(a.name for a in node.names)]
+            if any(_private(n) for n in names):
+                uses.append(f"{node.lineno}: from {module} import ...")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] not in PACKAGES and any(
+                    _private(n) for n in alias.name.split(".")
+                ):
+                    uses.append(f"{node.lineno}: import {alias.name}")
     return uses
 
 
-def test_private_optuna_attributes_only_in_one_commented_module():
-    users = {
-        rel(p): private_optuna_uses(p)
-        for p in sources()
-        if "optuna" in roots(p) or rel(p).startswith("orchestrator/search/")
+def test_no_private_attributes_of_other_objects():
+    """Optuna's above all (issue 9: 13 of them once, in search.py); no module needs one now,
+    so there is no compatibility module either."""
+    users = {rel(p): private_uses(p) for pkg in PACKAGES for p in sources(pkg)}
+    assert {k: v for k, v in users.items() if v} == {}
+
+
+MUTABLE_CALLS = {
+    "dict",
+    "list",
+    "set",
+    "bytearray",
+    "defaultdict",
+    "OrderedDict",
+    "Counter",
+    "deque",
+}
+MUTATORS = {
+    "append", "extend", "insert", "remove", "pop", "popitem", "clear", "update", "setdefault",
+    "add", "discard", "sort", "reverse", "appendleft", "extendleft",
+}  # fmt: skip
+CONSTANT = re.compile(r"_?[A-Z][A-Z0-9_]*")
+
+
+def _mutable(value: ast.expr | None) -> bool:
+    if isinstance(value, ast.Dict | ast.List | ast.Set | ast.DictComp | ast.ListComp | ast.SetComp):
+        return True
+    if isinstance(value, ast.Call):
+        f = value.func
+        name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+        return name in MUTABLE_CALLS
+    return False
+
+
+def module_containers(path: Path) -> list[tuple[int, str]]:
+    """(line, name) of every module-level assignment of a mutable container."""
+    found = []
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign | ast.AnnAssign) and _mutable(node.value):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            found += [(node.lineno, t.id) for t in targets if isinstance(t, ast.Name)]
+    return found
+
+
+def mutations(path: Path, names: set[str]) -> list[str]:
+    """Writes into one of `names` (bare or as module.NAME) and `global` statements."""
+    out = []
+
+    def named(node: ast.expr) -> str | None:
+        if isinstance(node, ast.Name) and node.id in names:
+            return node.id
+        if isinstance(node, ast.Attribute) and node.attr in names:
+            return node.attr
+        return None
+
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Global):
+            out.append(f"{node.lineno}: global {', '.join(node.names)}")
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store | ast.Del):
+            if name := named(node.value):
+                out.append(f"{node.lineno}: {name}[...] written")
+        elif isinstance(node, ast.AugAssign) and (name := named(node.target)):
+            out.append(f"{node.lineno}: {name} augmented")
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in MUTATORS
+            and (name := named(node.func.value))
+        ):
+            out.append(f"{node.lineno}: {name}.{node.func.attr}()")
+    return out
+
+
+def test_no_module_level_mutable_state():
+    """A module-level dict/list/set is a constant (ALL_CAPS, `__all__`) that nothing writes
+    into, anywhere; a cache, a registry filled at run time or a `global` is state."""
+    containers = {rel(p): module_containers(p) for pkg in PACKAGES for p in sources(pkg)}
+    state = {
+        path: [f"{line}: {name}" for line, name in found if not CONSTANT.fullmatch(name)]
+        for path, found in containers.items()
     }
-    outside = {k: v for k, v in users.items() if v and k != "orchestrator/search/_optuna.py"}
-    assert outside == {}
-    compat = ROOT / "orchestrator" / "search" / "_optuna.py"
-    if compat.exists():
-        lines = compat.read_text(encoding="utf-8").splitlines()
-        assert len(lines) <= 120
-        for use in private_optuna_uses(compat):  # every private use carries a comment nearby
-            n = int(use.split(":")[0])
-            near = lines[max(0, n - 6) : n]
-            assert any("#" in ln or '"""' in ln for ln in near), use
+    state = {k: v for k, v in state.items() if v and not all(x.endswith("__all__") for x in v)}
+    assert state == {}
+    constants = {name for found in containers.values() for _, name in found}
+    written = {rel(p): mutations(p, constants) for pkg in PACKAGES for p in sources(pkg)}
+    assert {k: v for k, v in written.items() if v} == {}
+
+
+def test_deprecated_optuna_api_fails_the_tests():
+    """pyproject.toml's last filterwarnings entry: Optuna's deprecation warnings are errors."""
+    import optuna
+
+    with pytest.raises(FutureWarning, match="has been deprecated in v"):
+        optuna.distributions.UniformDistribution(0.0, 1.0)
 
 
 def test_tests_mirror_the_packages():
@@ -190,6 +322,39 @@ def test_tests_mirror_the_packages():
         folder = ROOT / "tests" / "orchestrator" / pkg
         assert folder.is_dir() and list(folder.glob("test_*.py")), pkg
     assert list((ROOT / "tests" / "e2e").glob("test_*.py"))  # slow end-to-end tests
+
+
+def mirrored(test: Path) -> bool:
+    """tests/<pkg path>/test_<name>[_<what>].py names the module <pkg path>/<name>.py, the
+    package <pkg path>/<name>/, or the package <pkg path> itself (tests of it as a whole)."""
+    folder = ROOT / test.parent.relative_to(ROOT / "tests")
+    stem = test.stem.removeprefix("test_")
+    names = {p.stem for p in folder.glob("*.py") if p.name != "__init__.py"}
+    names |= {p.name for p in folder.iterdir() if (p / "__init__.py").is_file()}
+    names.add(folder.name)
+    return any(stem == n or stem.startswith(n + "_") for n in names)
+
+
+def test_every_test_file_names_a_real_module_or_package():
+    tests = [t for pkg in PACKAGES for t in (ROOT / "tests" / pkg).rglob("test_*.py")]
+    assert tests
+    assert sorted(rel(t) for t in tests if not mirrored(t)) == []
+
+
+def test_slow_tests_live_only_in_e2e():
+    """`pytest.mark.slow` anywhere (decorator, pytestmark, pytest.param) outside tests/e2e/."""
+    e2e = ROOT / "tests" / "e2e"
+    slow = sorted(
+        f"{rel(path)}:{node.lineno}"
+        for path in (ROOT / "tests").rglob("*.py")
+        if e2e not in path.parents
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Attribute)
+        and node.attr == "slow"
+        and isinstance(node.value, ast.Attribute)
+        and node.value.attr == "mark"
+    )
+    assert slow == []
 
 
 def test_cli_start_up_imports_nothing_heavy():

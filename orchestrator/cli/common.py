@@ -11,6 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from ..results.export import PrintedFormat
+from ..tracking.schema import DEFAULT_EXPERIMENT as DEFAULT_EXPERIMENT  # re-exported: read, train
 
 
 class OneLineErrors(TyperGroup):
@@ -99,15 +100,15 @@ Margin = Annotated[
     float | None,
     typer.Option(
         "--margin",
-        help="Practical margin in val-loss nats: a change whose 95% interval lies inside "
-        "± this is 'equivalent' (default 0.02, about 2% in perplexity; recorded with the sweep).",
+        help="Practical margin in val-loss nats: a change whose (1 - alpha) interval lies "
+        "inside ± this is 'equivalent' (default 0.02, about 2% in perplexity; recorded with "
+        "the sweep, which keeps it when left out).",
     ),
 ]
 Alpha = Annotated[
     float | None,
     typer.Option("--alpha", help="Test level for better/worse, Holm-adjusted (default 0.05)."),
 ]
-DEFAULT_EXPERIMENT = "char-gpt"
 
 
 def settings(margin: float | None, alpha: float | None, parent=None):

@@ -6,7 +6,9 @@ from typing import Annotated
 
 import typer
 
+from ..choices import Pruner, Sampler
 from ..results.export import PrintedFormat
+from ..tracking.schema import RunState
 from .common import (
     DEFAULT_EXPERIMENT,
     Alpha,
@@ -59,7 +61,9 @@ def baseline(
     if not result.ok:
         raise fail(
             "the baseline did not finish: "
-            + "; ".join(o.reason or o.state for o in result.outcomes if o.state != "complete"),
+            + "; ".join(
+                o.reason or o.state for o in result.outcomes if o.state is not RunState.COMPLETE
+            ),
             1,
         )
 
@@ -100,7 +104,7 @@ def ablate(
     from ..ablate import run_ablation, split_values
     from ..results.table import sweep_table
 
-    chosen = settings(margin, alpha)
+    settings(margin, alpha)  # bad values are refused before the store is read
     tracker = _tracker(experiment, tracking_uri, create=False, writes=True)
     _signals_as_interrupt()
     result = run_ablation(
@@ -110,14 +114,15 @@ def ablate(
         seeds,
         baseline_id,
         _progress(),
-        settings=chosen,
+        margin=margin,  # None: what the sweep recorded (a new sweep: the default)
+        alpha=alpha,
         until_clear=until_clear,
         max_seeds=max_seeds,
     )
     df = sweep_table(tracker, tracker.get_run(result.parent_id))
     print_table(df, fmt)
     typer.echo(f"\nsweep run {result.parent_id}; browse it with `sweep ui` (store {tracker.uri})")
-    failed = [o for o in result.trained if o.state == "failed"]
+    failed = [o for o in result.trained if o.state is RunState.FAILED]
     if failed:
         typer.secho(
             f"{len(failed)} run(s) failed: " + "; ".join(f"{o.name}: {o.reason}" for o in failed),
@@ -143,10 +148,12 @@ def search(
     space: Annotated[
         str, typer.Option("--space", help="Space name in experiments/spaces/ or a .toml path.")
     ] = "default",
-    sampler: Annotated[str, typer.Option("--sampler", help="tpe, random, cmaes or grid.")] = "tpe",
+    sampler: Annotated[
+        Sampler, typer.Option("--sampler", help="Which point a trial tries.")
+    ] = Sampler.TPE,
     pruner: Annotated[
-        str, typer.Option("--pruner", help="hyperband, median or none.")
-    ] = "hyperband",
+        Pruner, typer.Option("--pruner", help="When a trial stops early.")
+    ] = Pruner.HYPERBAND,
     study: Annotated[
         str | None,
         typer.Option(
@@ -168,12 +175,12 @@ def search(
         int | None, typer.Option("--seed", help="Sampler seed (worker i uses seed+i).")
     ] = None,
     confirm: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--confirm",
             help="Then re-train the top K trials with the baseline's seeds (sweep confirm).",
         ),
-    ] = 0,
+    ] = None,
     baseline_id: BaselineId = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
@@ -182,6 +189,7 @@ def search(
     """Optuna search around the recorded baseline, every trial a nested MLflow run."""
     from ..search import report_lines, run_search
 
+    _check_confirm(confirm, trials)  # before anything trains
     tracker = _tracker(experiment, tracking_uri, create=False, writes=True)
     _signals_as_interrupt()
     result = run_search(
@@ -202,14 +210,26 @@ def search(
     typer.echo("\n" + "\n".join(report_lines(result)))
     if confirm:
         typer.echo("")
-        _confirm(tracker, result.parent_id, confirm, None, settings(None, None), fmt)
+        _confirm(tracker, result.parent_id, confirm, None, None, None, fmt)
 
 
-def _confirm(tracker, sweep_id, top, seeds, chosen, fmt) -> None:
+def _check_confirm(top: int | None, trials: int) -> None:
+    from ..errors import UserError
+
+    if top is not None and top < 1:
+        raise UserError(f"--confirm must be 1 or more (how many top trials to confirm), got {top}")
+    if top is not None and top > trials:
+        raise UserError(
+            f"--confirm {top} is more than the --trials {trials} of the search: "
+            f"at most {trials} trial(s) can be confirmed"
+        )
+
+
+def _confirm(tracker, sweep_id, top, seeds, margin, alpha, fmt) -> None:
     from ..confirm import run_confirm
     from ..results.table import sweep_table
 
-    result = run_confirm(tracker, sweep_id, top, seeds, _progress(), chosen)
+    result = run_confirm(tracker, sweep_id, top, seeds, _progress(), margin=margin, alpha=alpha)
     for note in result.notes:
         typer.secho(f"note: {note}", err=True)
     print_table(sweep_table(tracker, tracker.get_run(result.parent_id)), fmt)
@@ -236,7 +256,7 @@ def confirm(
     fmt: PrintFormat = PrintedFormat.TABLE,
 ) -> None:
     """Re-train a search's top trials with the baseline's seeds: paired verdicts, no winner's curse."""
-    chosen = settings(margin, alpha)
+    settings(margin, alpha)  # bad values are refused before the store is read
     tracker = _tracker(experiment, tracking_uri, create=False, writes=True)
     _signals_as_interrupt()
-    _confirm(tracker, sweep, top, seeds, chosen, fmt)
+    _confirm(tracker, sweep, top, seeds, margin, alpha, fmt)

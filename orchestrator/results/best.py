@@ -93,12 +93,13 @@ def _norm(key: str, raw) -> str:
 def config_changes(base: dict[str, str], best: dict[str, str]) -> dict[str, tuple[str, str]]:
     """Config keys whose value differs between two runs' params (seed, data and where it ran
     ignored: they are not what a person changes)."""
-    from ..config import DATA_KEY, RUN_ONLY, config_params
+    from ..config import FIXED_KEYS, config_params
 
     a, b = config_params(base), config_params(best)
-    skip = {*RUN_ONLY, "seed", DATA_KEY}
     return {
-        k: (a.get(k, ""), b[k]) for k in b if k not in skip and _norm(k, a.get(k)) != _norm(k, b[k])
+        k: (a.get(k, ""), b[k])
+        for k in b
+        if k not in FIXED_KEYS and _norm(k, a.get(k)) != _norm(k, b[k])
     }
 
 

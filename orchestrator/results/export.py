@@ -57,12 +57,22 @@ def _fmt(v, spec: str) -> str:
 
 
 def interval_text(delta: float, low: float, high: float) -> str:
-    """`-0.031 [-0.052, -0.010]`: the delta with its 95% interval (just the delta without)."""
+    """`-0.031 [-0.052, -0.010]`: the delta with its interval (just the delta without)."""
     if isinstance(delta, float) and math.isnan(delta):
         return ""
     if isinstance(low, float) and math.isnan(low):
         return format(delta, "+.4f")
     return f"{delta:+.4f} [{low:+.4f}, {high:+.4f}]"
+
+
+def interval_header(df: pd.DataFrame) -> str:
+    """`delta [95% CI]` at alpha 0.05, `delta [90% CI]` at 0.1: the level the table used
+    (`table.build_table` names it; rows of --until-clear each have their look's level)."""
+    from .settings import ci_label
+    from .verdicts import DEFAULT_ALPHA
+
+    label = df.attrs.get("ci_label") or ci_label(df.attrs.get("alpha", DEFAULT_ALPHA))
+    return f"delta [{label}]"
 
 
 def _display_frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -78,7 +88,7 @@ def _display_frame(df: pd.DataFrame) -> pd.DataFrame:
                 _fmt(m, ".4f") + ("" if math.isnan(s) else f" ± {s:.4f}")
                 for m, s in zip(df["best_val_loss"], df["best_val_loss_std"], strict=True)
             ],
-            "delta [95% CI]": [
+            interval_header(df): [
                 interval_text(d, lo, hi)
                 for d, lo, hi in zip(
                     df["delta"], df["delta_ci_low"], df["delta_ci_high"], strict=True

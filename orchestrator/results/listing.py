@@ -12,18 +12,13 @@ from ..tracking import Role
 
 def rows(tracker: T.Tracker) -> list[dict[str, str]]:
     out = []
-    for run in tracker.search(f"tags.`{T.TAG_ROLE}` != ''"):
-        try:
-            role = Role(run.tags.get(T.TAG_ROLE, ""))
-        except ValueError:
-            continue
-        if role is not Role.BASELINE and not role.is_sweep:
-            continue
+    for run in T.runs_with_role(tracker, (Role.BASELINE, *T.SWEEP_ROLES)):
         if run.parent_id is not None:
             continue
+        role = Role(run.tags[T.TAG_ROLE])
         if role is Role.BASELINE:
             loss = run.metrics.get("best_val_loss", math.nan)
-            detail = f"seeds {run.tags.get(T.TAG_SEED_LIST, run.params.get('seed', '1'))}"
+            detail = f"seeds {T.seeds_label(run)}"
         else:
             children = tracker.children(run.run_id)
             done = [c.metrics["best_val_loss"] for c in children if "best_val_loss" in c.metrics]

@@ -105,8 +105,7 @@ def _baseline(base_run: T.RunInfo) -> dict[str, Any]:
     from ..config import config_params
 
     m = base_run.metrics
-    seeds = base_run.tags.get(T.TAG_SEED_LIST, base_run.params.get("seed", ""))
-    summary = f"Seeds {seeds}"
+    summary = f"Seeds {T.seeds_label(base_run)}"
     if "best_val_loss" in m:
         std = m.get("best_val_loss_std")
         summary += f"; best val loss {m['best_val_loss']:.4f}" + (f" ± {std:.4f}" if std else "")

@@ -5,15 +5,16 @@ and a (configuration, seed) counts once whatever its run was named. Each variant
 compared with the baseline on the seeds both have (paired t; Welch where seeds differ;
 see `verdicts.py`), Holm-adjusted across the table's variant rows, and judged better,
 worse, equivalent (inside ± the margin), inconclusive (with the seeds that would settle
-it) or single seed. A sweep run with `--until-clear` records its looks, and its table
-replays them with the same sequential levels, so a later `sweep table` says what the run
-said. Every row also carries its training FLOPs and the compute it needed to reach the
-baseline's best val loss (`compute.py`).
+it) or single seed. A sweep run with `--until-clear` records its looks and the values they
+covered, and its table replays those rows with the same sequential levels, so a later
+`sweep table` says what the run said; a value added later without it is judged at fixed
+seeds (`judging.py`; the settings a sweep records: `settings.py`). Every row also carries
+its training FLOPs and the compute it needed to reach the baseline's best val loss
+(`compute.py`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -26,19 +27,18 @@ from ..paths import tables_dir
 from ..tracking import RunInfo, RunState
 from . import compute
 from .export import render, write_atomic
-from .verdicts import (
-    DEFAULT_ALPHA,
-    DEFAULT_MARGIN,
-    Comparison,
-    Row,
-    Verdict,
-    compare,
-    decide,
-    decide_look,
-)
+from .judging import Judged, describe, judge, sequential_rows
+from .settings import TAG_ALPHA, TAG_MARGIN, TAG_SEQUENTIAL, Settings, ci_label, settings_for
+from .verdicts import DEFAULT_ALPHA, DEFAULT_MARGIN, Verdict
 
 if TYPE_CHECKING:
     import pandas as pd
+
+__all__ = [  # Settings, judge and the sentence live in their own modules; found here too
+    "TAG_ALPHA", "TAG_MARGIN", "TAG_SEQUENTIAL", "Group", "Judged", "Settings",
+    "attach_table", "build_table", "describe", "judge", "legend", "sequential_rows",
+    "settings_for", "sweep_groups", "sweep_table",
+]  # fmt: skip
 
 COLUMNS = [
     "knob",
@@ -67,49 +67,6 @@ COLUMNS = [
     "state",
     "run_ids",
 ]
-TAG_ALPHA = "sweep.alpha"
-TAG_MARGIN = "sweep.margin"
-TAG_SEQUENTIAL = "sweep.sequential"  # {"n0": .., "max_seeds": ..}: seeds added until clear
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How a table decides: test level, practical margin (nats), sequential looks if any."""
-
-    alpha: float = DEFAULT_ALPHA
-    margin: float = DEFAULT_MARGIN
-    sequential: tuple[int, int] | None = None  # (n0, max_seeds)
-
-    def __post_init__(self):
-        if not (
-            isinstance(self.margin, (int, float))
-            and math.isfinite(self.margin)
-            and self.margin >= 0
-        ):
-            raise UserError(f"--margin must be a number >= 0 (val-loss nats), got {self.margin!r}")
-        if not (isinstance(self.alpha, (int, float)) and 0 < self.alpha < 1):
-            raise UserError(f"--alpha must be between 0 and 1, got {self.alpha!r}")
-
-    def tags(self) -> dict[str, str]:
-        out = {TAG_ALPHA: repr(self.alpha), TAG_MARGIN: repr(self.margin)}
-        if self.sequential:
-            out[TAG_SEQUENTIAL] = json.dumps(
-                {"n0": self.sequential[0], "max_seeds": self.sequential[1]}
-            )
-        return out
-
-    @classmethod
-    def recorded(
-        cls, parent: RunInfo, alpha: float | None = None, margin: float | None = None
-    ) -> Settings:
-        """The settings recorded with a sweep; `alpha`/`margin` given here override them."""
-        tags = parent.tags
-        seq = json.loads(tags[TAG_SEQUENTIAL]) if TAG_SEQUENTIAL in tags else None
-        return cls(
-            alpha=float(tags.get(TAG_ALPHA, DEFAULT_ALPHA)) if alpha is None else alpha,
-            margin=float(tags.get(TAG_MARGIN, DEFAULT_MARGIN)) if margin is None else margin,
-            sequential=(int(seq["n0"]), int(seq["max_seeds"])) if seq else None,
-        )
 
 
 @dataclass
@@ -169,50 +126,6 @@ def compute_to_target(base: Group, group: Group) -> float:
     return (fps * step) / (base_fps * base_step)
 
 
-def sequential_rows(
-    base: dict, variants: list[dict], n0: int, max_seeds: int, alpha: float, margin: float
-) -> list[Row] | None:
-    """Replay the looks of a seeds-until-clear sweep on the seeds recorded (first n seeds
-    of the baseline at look n); None before the first look is complete."""
-    order = sorted(base)
-    n_looks = max_seeds - n0 + 1
-    rows: list[Row] | None = None
-    for look in range(1, n_looks + 1):
-        use = order[: n0 + look - 1]
-        if len(use) < n0 + look - 1:
-            break
-        open_rows = [
-            i
-            for i in range(len(variants))
-            if rows is None
-            or rows[i].verdict not in (Verdict.BETTER, Verdict.WORSE, Verdict.EQUIVALENT)
-        ]
-        if any(not set(use) <= set(variants[i]) for i in open_rows):
-            break  # this look was not completed (interrupted): stop at the previous one
-        b = {s: base[s] for s in use}
-        vs = [{s: v[s] for s in use if s in v} for v in variants]
-        rows = decide_look(b, vs, look, n_looks, rows, alpha, margin).rows
-    return rows
-
-
-def judge(base: Group, groups: list[Group], settings: Settings) -> list[Row | None]:
-    """One decided Row per group with finished runs (None for groups without)."""
-    base_losses = base.losses()
-    live = [i for i, g in enumerate(groups) if g.done()]
-    losses = [groups[i].losses() for i in live]
-    rows: list[Row] | None = None
-    if settings.sequential and base_losses:
-        n0, max_seeds = settings.sequential
-        rows = sequential_rows(base_losses, losses, n0, max_seeds, settings.alpha, settings.margin)
-    if rows is None:
-        comparisons: list[Comparison] = [compare(base_losses, v, settings.alpha) for v in losses]
-        rows = decide(comparisons, settings.alpha, settings.margin)
-    out: list[Row | None] = [None] * len(groups)
-    for i, row in zip(live, rows, strict=True):
-        out[i] = row
-    return out
-
-
 def build_table(
     baseline: Group, groups: list[Group], settings: Settings | None = None
 ) -> pd.DataFrame:
@@ -221,7 +134,8 @@ def build_table(
     settings = settings or Settings()
     base_runs = baseline.done()
     base_mean = _mean(base_runs, "best_val_loss")
-    decided = judge(baseline, groups, settings) if base_runs else [None] * len(groups)
+    judged = judge(baseline, groups, settings) if base_runs else Judged([None] * len(groups))
+    decided = judged.rows
     rows = []
     for g, row in [(baseline, None), *zip(groups, decided, strict=True)]:
         ok = g.done()
@@ -276,34 +190,17 @@ def build_table(
         df.attrs["baseline_mean"] = base_mean
     df.attrs["alpha"] = settings.alpha
     df.attrs["margin"] = settings.margin
-    df.attrs["legend"] = describe(settings, len(groups))
+    levels = {r.level for r in decided if r is not None and not math.isnan(r.ci_low)}
+    # the header names the interval's level; rows of --until-clear each have their look's
+    one = levels.pop() if len(levels) == 1 else settings.alpha if not levels else None
+    df.attrs["ci_label"] = ci_label(one) if one is not None else "CI at each row's level, below"
+    df.attrs["legend"] = describe(settings, judged, baseline.knob)
     return df
-
-
-def describe(settings: Settings, n_rows: int) -> str:
-    """The sentence under a table: what its verdicts mean, with the margin and alpha used."""
-    text = (
-        f"delta: variant minus baseline best val loss with its 95% interval, over the seeds both "
-        f"sides share (paired t; Welch where seeds differ). better/worse: Holm-adjusted p < "
-        f"{settings.alpha:g} across the {n_rows} variant row(s); equivalent: the interval lies "
-        f"inside ±{settings.margin:g} nats; inconclusive: neither, and seeds_needed estimates the "
-        "seeds per side that would settle it; single seed: one run cannot be told from noise."
-    )
-    if settings.sequential:
-        n0, top = settings.sequential
-        text += (
-            f" Seeds were added until clear (looks at {n0}..{top} seeds, Pocock-type alpha "
-            "spending, so looking after every seed does not inflate false verdicts)."
-        )
-    return (
-        text
-        + " compute_to_target: training FLOPs to reach the baseline's best val loss, relative to the baseline."
-    )
 
 
 def legend(df: pd.DataFrame) -> str:
     """One sentence under a table: what its verdicts mean."""
-    return df.attrs.get("legend", describe(Settings(), len(df) - 1))
+    return df.attrs.get("legend", describe(Settings()))
 
 
 def sweep_groups(tracker, parent: RunInfo) -> tuple[Group, list[Group]]:

@@ -24,6 +24,7 @@ from typing import Any
 
 from .. import tracking as T
 from ..errors import Interrupted
+from ..estimate import say_estimate
 from ..progress import Progress
 from ..studies import storage_label, storage_tag
 from .budget import budget
@@ -78,6 +79,14 @@ def run_search(
     progress.say(
         f"study '{ctx.study.study_name}' ({storage_label(storage, tracker.store_dir)}): "
         f"{before.finished} of {ctx.n_trials} trials finished; MLflow parent run {ctx.parent_id}"
+    )
+    say_estimate(
+        ctx.runner,
+        ctx.base,
+        max(0, ctx.n_trials - before.finished),
+        what="trial",
+        parallel=workers,
+        bound="at most ",
     )
     try:
         if workers == 1:

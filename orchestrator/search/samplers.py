@@ -15,40 +15,13 @@ from __future__ import annotations
 
 import itertools
 import random
-from enum import StrEnum
 from typing import Any
 
+from ..choices import Pruner, Sampler
 from ..config import RunConfig
-from ..errors import UserError
 from .space import Space
 
-
-class _Choice(StrEnum):
-    @classmethod
-    def parse(cls, name: str) -> _Choice:
-        """The member named `name`, or a one-line UserError that lists the known names."""
-        try:
-            return cls(name)
-        except ValueError:
-            known = ", ".join(m.value for m in cls)
-            raise UserError(f"unknown {cls.noun()} '{name}'; choose one of: {known}") from None
-
-    @classmethod
-    def noun(cls) -> str:
-        return cls.__name__.lower()
-
-
-class Sampler(_Choice):
-    TPE = "tpe"
-    RANDOM = "random"
-    CMAES = "cmaes"
-    GRID = "grid"
-
-
-class Pruner(_Choice):
-    HYPERBAND = "hyperband"
-    MEDIAN = "median"
-    NONE = "none"
+__all__ = ["Pruner", "Sampler", "grid_points", "make_pruner", "make_sampler"]
 
 
 def make_sampler(name: str, space: Space, seed: int | None, n_trials: int | None = None):

@@ -17,10 +17,17 @@ from typing import Any
 
 from model.errors import ConfigError
 
-from ..config import FIELDS, RUN_ONLY, RunConfig, coerce, heads_for, read_toml, unknown_key_message
+from ..config import (
+    FIELDS,
+    FIXED_KEYS,
+    RunConfig,
+    coerce,
+    heads_for,
+    read_toml,
+    unknown_key_message,
+)
 from ..errors import UserError
 
-NOT_SEARCHABLE = RUN_ONLY | {"seed"}
 SPEC_FIELDS = {"low", "high", "log", "step", "choices", "values", "type"}
 
 
@@ -104,7 +111,7 @@ def _param(label: str, key: str, spec: Any) -> Param:
     where = f"space {label}: {key}"
     if key not in FIELDS:
         raise UserError(f"space {label}: {unknown_key_message(key)}")
-    if key in NOT_SEARCHABLE:
+    if key in FIXED_KEYS:
         raise UserError(f"{where}: this key cannot be searched")
     if not isinstance(spec, dict):
         raise UserError(

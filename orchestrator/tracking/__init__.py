@@ -15,10 +15,12 @@ from .queries import (
     is_seeded,
     list_sweeps,
     running,
+    runs_with_role,
+    seeds_label,
 )
 from .schema import *  # noqa: F403  (tag names, RunState, Role)
-from .schema import Role, RunState
-from .store import DEFAULT_EXPERIMENT, RunInfo, Tracker, check_reachable, resolve_uri, sqlite_path
+from .schema import DEFAULT_EXPERIMENT, Role, RunState
+from .store import RunInfo, Tracker, check_reachable, resolve_uri, sqlite_path
 
 __all__ = [
     "DEFAULT_EXPERIMENT",
@@ -39,5 +41,7 @@ __all__ = [
     "reap_stale",
     "resolve_uri",
     "running",
+    "runs_with_role",
+    "seeds_label",
     "sqlite_path",
 ]

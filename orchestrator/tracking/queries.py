@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from ..errors import NoBaselineError, UserError
 from .schema import (
     FINISHED_STATUS,
@@ -56,16 +58,31 @@ def baseline_members(tracker: Tracker, baseline: RunInfo) -> list[RunInfo]:
 
 
 def baseline_seeds(baseline: RunInfo) -> list[int]:
+    """The seeds a baseline was trained with (its seed list tag, else its one `seed` param)."""
     raw = baseline.tags.get(TAG_SEED_LIST)
     if raw:
         return [int(s) for s in raw.split(",")]
     return [int(baseline.params.get("seed", "1"))]
 
 
-def list_sweeps(tracker: Tracker, oldest_first: bool = False) -> list[RunInfo]:
+def seeds_label(baseline: RunInfo) -> str:
+    """A baseline's seeds as a person reads them: `1,2,3`."""
+    return ",".join(map(str, baseline_seeds(baseline)))
+
+
+def runs_with_role(
+    tracker: Tracker, roles: Iterable[Role], oldest_first: bool = False
+) -> list[RunInfo]:
+    """The experiment's runs whose role is one of `roles`, newest first by default."""
+    wanted = set(roles)
     order = ["attributes.start_time ASC" if oldest_first else "attributes.start_time DESC"]
     runs = tracker.search(f"tags.`{TAG_ROLE}` != ''", order)
-    return [r for r in runs if r.tags.get(TAG_ROLE) in SWEEP_ROLES]
+    return [r for r in runs if r.tags.get(TAG_ROLE) in wanted]
+
+
+def list_sweeps(tracker: Tracker, oldest_first: bool = False) -> list[RunInfo]:
+    """Sweep parents (ablations, searches, confirmations), newest first by default."""
+    return runs_with_role(tracker, SWEEP_ROLES, oldest_first)
 
 
 def find_sweep(tracker: Tracker, sweep_id: str | None = None, knob: str | None = None) -> RunInfo:

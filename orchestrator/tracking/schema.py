@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+DEFAULT_EXPERIMENT = "char-gpt"  # the MLflow experiment when --experiment is not given
+
 
 class RunState(StrEnum):
     """How a run ended (or that it still runs), as recorded in the `sweep.state` tag."""

@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import socket
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +18,16 @@ from urllib.parse import urlparse
 
 from ..errors import StoreError, UserError
 from ..paths import slug
-from .schema import PARENT_TAG, TAG_HOST, TAG_PID, TAG_REASON, TAG_STATE, RunState
+from .schema import (
+    DEFAULT_EXPERIMENT,
+    PARENT_TAG,
+    TAG_HOST,
+    TAG_PID,
+    TAG_REASON,
+    TAG_STATE,
+    RunState,
+)
 
-DEFAULT_EXPERIMENT = "char-gpt"
 MAX_EXPERIMENT_NAME = 200  # it becomes a folder name under mlruns/ (file names stop at 255 bytes)
 
 
@@ -43,6 +48,9 @@ def sqlite_path(uri: str) -> Path | None:
 def check_reachable(uri: str, timeout: float = 5.0) -> None:
     scheme = urlparse(uri).scheme
     if scheme in ("http", "https"):
+        import urllib.error
+        import urllib.request  # here, not at the top: `sweep --help` does not pay for it
+
         url = uri.rstrip("/") + "/health"
         try:
             with urllib.request.urlopen(url, timeout=timeout) as resp:
@@ -249,14 +257,35 @@ class Tracker:
             from concurrent.futures import ThreadPoolExecutor
 
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweep-tracking")
-        future = self._writer.submit(self.client.log_batch, run_id, metrics=batch)
-        self._pending.setdefault(run_id, []).append(future)
+        pending = self._pending.setdefault(run_id, [])
+        # an earlier write that failed (a locked or full store) stops the run at its next
+        # eval, not hours later at its end; writes that succeeded are forgotten
+        for done in [f for f in pending if f.done()]:
+            pending.remove(done)
+            if done.exception() is not None:
+                self._drop_pending(run_id)
+                done.result()
+        pending.append(self._writer.submit(self.client.log_batch, run_id, metrics=batch))
+
+    def _drop_pending(self, run_id: str) -> None:
+        """Cancel a run's queued writes: each would wait out the store's lock timeout (20 s
+        for SQLite) in turn before failing too."""
+        for future in self._pending.pop(run_id, []):
+            future.cancel()
 
     @_writes
     def flush(self, run_id: str) -> None:
         """Wait for the run's queued metric writes; a write that failed raises here."""
-        for future in self._pending.pop(run_id, []):
-            future.result()
+        futures = self._pending.pop(run_id, [])
+        for i, future in enumerate(futures):
+            if future.cancelled():
+                continue
+            try:
+                future.result()
+            except BaseException:
+                for later in futures[i + 1 :]:
+                    later.cancel()
+                raise
 
     @_writes
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:

@@ -62,6 +62,23 @@ def test_confirm_retrains_the_top_trials_with_the_baseline_seeds(searched):
         assert again.metrics["best_val_loss"] == trial.metrics["best_val_loss"]
     # resumable: nothing trained twice
     assert run_confirm(tracker, search.parent_id, top=2).trained == []
+    # the search's own trial 0 is the baseline's config at seed 1: a delta of exactly 0 on
+    # the seed both have (not its loss minus the mean of the baseline's two seeds)
+    table = sweep_table(tracker, tracker.get_run(search.parent_id))
+    zero = table[table["value"].str.startswith("trial-0:")].iloc[0]
+    assert (zero["seeds"], zero["delta"], zero["delta_pct"]) == (1, 0.0, 0.0)
+
+
+def test_a_confirmation_keeps_its_margin_unless_asked(searched):
+    tracker, _, search = searched
+    first = run_confirm(tracker, search.parent_id, top=1, margin=0.05)
+    assert tracker.get_run(first.parent_id).tags["sweep.margin"] == "0.05"
+    kept = run_confirm(tracker, search.parent_id, top=1)  # left out: the recorded 0.05
+    assert kept.trained == [] and not [n for n in kept.notes if "--margin" in n]
+    assert tracker.get_run(first.parent_id).tags["sweep.margin"] == "0.05"
+    changed = run_confirm(tracker, search.parent_id, top=1, margin=0.03)
+    assert "--margin 0.03 replaces the 0.05 recorded with confirm:" in " ".join(changed.notes)
+    assert tracker.get_run(first.parent_id).tags["sweep.margin"] == "0.03"
 
 
 def test_confirm_bad_input_is_one_line_and_records_nothing(searched, store):
@@ -79,6 +96,16 @@ def test_confirm_bad_input_is_one_line_and_records_nothing(searched, store):
         if "--sweep" not in args:
             args += ["--sweep", search.parent_id]
         r = runner.invoke(app, args)
+        assert r.exit_code == 2, r.output
+        lines = [ln for ln in r.output.splitlines() if ln.startswith("error: ")]
+        assert len(lines) == 1 and message in lines[0], r.output
+    # `sweep search --confirm K`: a K that cannot be confirmed is refused before any training
+    for args, message in (
+        (["--confirm", "0"], "--confirm must be 1 or more (how many top trials to confirm), got 0"),
+        (["--confirm", "-2"], "--confirm must be 1 or more"),
+        (["--confirm", "5"], "--confirm 5 is more than the --trials 4 of the search"),
+    ):
+        r = runner.invoke(app, ["search", "--tracking-uri", store, "--trials", "4", *args])
         assert r.exit_code == 2, r.output
         lines = [ln for ln in r.output.splitlines() if ln.startswith("error: ")]
         assert len(lines) == 1 and message in lines[0], r.output

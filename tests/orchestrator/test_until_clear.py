@@ -4,12 +4,15 @@ paired verdicts, seed identity, and seeds added until the answer is clear."""
 from __future__ import annotations
 
 import pytest
+from typer.testing import CliRunner
 
 from orchestrator import tracking as T
 from orchestrator.ablate import run_ablation
 from orchestrator.baseline import record_baseline
+from orchestrator.cli import app
+from orchestrator.config import build
 from orchestrator.errors import UserError
-from orchestrator.results.table import Settings, sweep_table
+from orchestrator.results.table import TAG_SEQUENTIAL, Settings, sweep_table
 from orchestrator.results.verdicts import DEFAULT_MARGIN
 
 
@@ -74,8 +77,10 @@ def test_until_clear_adds_seeds_to_both_sides_and_stops_at_the_cap(tracker, smok
     assert row["seeds"] == 3 and row["pairing"] == "paired"
     parent = tracker.get_run(result.parent_id)
     assert Settings.recorded(parent).sequential == (2, 3)
-    if row["verdict"] == "inconclusive":
-        assert row["seeds_needed"] > 3
+    # a small change: still open after the last look, at the cap, with what would settle it
+    assert result.looks == 2 and row["verdict"] == "inconclusive"
+    assert row["seeds_needed"] > 3
+    assert parent.tags[TAG_SEQUENTIAL] == '{"n0": 2, "max_seeds": 3, "values": ["0.05"]}'
     slow = run_ablation(tracker, "lr", ["0.00001"], until_clear=True, max_seeds=3)
     row = _row(tracker, slow.parent_id, "1e-05")
     assert row["verdict"] == "worse" and row["seeds"] == 3  # the baseline's 3 seeds, paired
@@ -87,10 +92,109 @@ def test_until_clear_bad_input_records_nothing(tracker, smoke_cfg):
     before = len(tracker.search())
     with pytest.raises(UserError, match="needs a baseline with 2 or more seeds"):
         run_ablation(tracker, "dropout", ["0.1"], until_clear=True)
+    assert len(tracker.search()) == before
     record_baseline(tracker, smoke_cfg, seeds=3)
-    before = len(tracker.search())
+    before += 4  # the second baseline: a parent and its three seeds
+    assert len(tracker.search()) == before
     with pytest.raises(UserError, match="--max-seeds 2 is below the 3 seeds"):
         run_ablation(tracker, "dropout", ["0.1"], until_clear=True, max_seeds=2)
     with pytest.raises(UserError, match="--max-seeds goes with --until-clear"):
         run_ablation(tracker, "dropout", ["0.1"], max_seeds=5)
     assert len(tracker.search()) == before
+
+
+# Smoke, made smaller still (~1 s a run): what the CLI tests below train.
+TINY = {"max_steps": "12", "eval_every": "4", "eval_iters": "2", "batch_size": "8",
+        "block_size": "16", "n_embed": "32", "max_new_tokens": "16"}  # fmt: skip
+
+
+def sweep(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def one_error(result) -> str:
+    """The one `error:` line of a refused command (exit 2, no traceback)."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = [ln for ln in result.output.splitlines() if ln.startswith("error: ")]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+@pytest.fixture
+def tiny_baseline(tracker, corpus_path, tmp_path):
+    """A two-seed baseline of ~1 s runs, recorded in the `store` the CLI is pointed at."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(corpus_path.read_text(encoding="utf-8")[:60_000], encoding="utf-8")
+    result = record_baseline(tracker, build("smoke", dict(TINY), data=str(corpus)), seeds=2)
+    assert result.ok
+    return tracker.get_run(result.run_id)
+
+
+def _tags(tracker, knob, baseline):
+    parent = T.find_ablation(tracker, knob, baseline.run_id)
+    return float(parent.tags["sweep.margin"]), float(parent.tags["sweep.alpha"])
+
+
+def test_a_recorded_margin_and_alpha_are_kept_when_left_out(tracker, store, tiny_baseline):
+    uri = ["--tracking-uri", store]
+    r = sweep("ablate", "--knob", "dropout", "--values", "0.1", "--margin", "0.05", *uri)
+    assert r.exit_code == 0, r.output
+    assert _tags(tracker, "dropout", tiny_baseline) == (0.05, 0.05)
+    # another value, no --margin: the sweep keeps its 0.05 (it was reset to 0.02)
+    r = sweep("ablate", "--knob", "dropout", "--values", "0.3", *uri)
+    assert r.exit_code == 0, r.output
+    assert _tags(tracker, "dropout", tiny_baseline) == (0.05, 0.05)
+    assert "±0.05 nats" in r.output and "note:" not in r.output
+    # a plain ablation may change it when asked, and says so
+    r = sweep("ablate", "--knob", "dropout", "--values", "0.3", "--margin", "0.03", *uri)
+    assert r.exit_code == 0, r.output
+    assert "note: --margin 0.03 replaces the 0.05 recorded with ablate:dropout" in r.output
+    assert _tags(tracker, "dropout", tiny_baseline) == (0.03, 0.05)
+    assert "±0.03 nats" in sweep("table", "--knob", "dropout", *uri).output
+
+
+def test_an_until_clear_sweep_refuses_another_margin_or_alpha(tracker, store, tiny_baseline):
+    uri = ["--tracking-uri", store]
+    lr = ["--knob", "lr", "--values", "0.00001"]
+    r = sweep("ablate", *lr, "--until-clear", "--max-seeds", "3", "--margin", "0.05",
+              "--alpha", "0.1", *uri)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    row = _row(tracker, T.find_ablation(tracker, "lr", tiny_baseline.run_id).run_id, "1e-05")
+    before = len(tracker.search())
+    for flags, message in (
+        (["--margin", "0.03"], "added seeds until clear with --margin 0.05: its looks cannot"),
+        (["--alpha", "0.05"], "added seeds until clear with --alpha 0.1: its looks cannot"),
+        (["--values", "0.01", "--until-clear"], "0.01 cannot join its looks now"),
+    ):
+        r = sweep("ablate", *lr[:2], *(flags if "--values" in flags else [*lr[2:], *flags]), *uri)
+        assert message in one_error(r), r.output
+    assert len(tracker.search()) == before  # nothing recorded
+    assert _tags(tracker, "lr", tiny_baseline) == (0.05, 0.1)
+    # left out: the recorded values, on a resume of the looks as on a plain re-run
+    for extra in (["--until-clear"], []):
+        r = sweep("ablate", *lr, *extra, *uri)
+        assert r.exit_code == 0, r.output
+    assert len(tracker.search()) == before and _tags(tracker, "lr", tiny_baseline) == (0.05, 0.1)
+    # a value added later by a plain ablation (one seed) leaves the replayed row as it was
+    r = sweep("ablate", "--knob", "lr", "--values", "0.01", "--seeds", "1", *uri)
+    assert r.exit_code == 0, r.output
+    parent = T.find_ablation(tracker, "lr", tiny_baseline.run_id)
+    again = _row(tracker, parent.run_id, "1e-05")
+    cols = ["verdict", "seeds", "delta", "delta_ci_low", "delta_ci_high", "p_adjusted"]
+    assert again[cols].tolist() == row[cols].tolist()
+    assert "lr=0.01 joined without --until-clear" in sweep("table", "--knob", "lr", *uri).output
+
+
+def test_a_bad_margin_is_one_line_and_records_nothing(tracker, store, tiny_baseline):
+    before = len(tracker.search())
+    for command in (["ablate", "--knob", "dropout", "--values", "0.1"], ["table"], ["report"]):
+        for bad, message in (
+            ("abc", "Invalid value for '--margin'"),
+            ("-0.01", "--margin must be a number >= 0 (val-loss nats), got -0.01"),
+            ("nan", "--margin must be a number >= 0 (val-loss nats), got nan"),
+        ):
+            r = sweep(*command, "--margin", bad, "--tracking-uri", store)
+            assert message in one_error(r), (command, bad, r.output)
+    assert len(tracker.search()) == before
+    assert T.find_ablation(tracker, "dropout", tiny_baseline.run_id) is None

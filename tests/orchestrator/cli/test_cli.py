@@ -118,7 +118,7 @@ def test_bad_input_is_one_line_exit_2_and_loses_nothing(recorded, args, message)
 
 
 def test_no_baseline_yet_says_what_to_run(store):
-    T.Tracker(store, "char-gpt")  # a store without a baseline (no store: see test_faults)
+    T.Tracker(store, "char-gpt")  # a store, no baseline (no store: test_orchestrator_faults)
     r = sweep("ablate", "--knob", "dropout", "--tracking-uri", store)
     assert r.exit_code == 2
     assert "run `sweep baseline` first" in one_error_line(r)
@@ -247,43 +247,12 @@ def test_a_run_left_running_by_a_killed_process_is_ended_and_trained_again(recor
     assert "which no longer exists; ended KILLED" in out  # said by the next command that writes
 
 
-@pytest.mark.slow
-def test_the_same_flow_against_a_real_mlflow_server(
-    mlflow_server, corpus_path, tmp_path, monkeypatch
-):
-    monkeypatch.chdir(tmp_path)  # tables of a remote store are written to the current directory
-    uri = mlflow_server
-    r = sweep(
-        "baseline",
-        "--profile",
-        "smoke",
-        *SMOKE_SET,
-        "--data",
-        str(corpus_path),
-        "--tracking-uri",
-        uri,
-    )
-    assert r.exit_code == 0, r.output
-    r = sweep("ablate", "--knob", "dropout", "--values", "0.0,0.2", "--tracking-uri", uri)
-    assert r.exit_code == 0, r.output
-    tracker = T.Tracker(uri, "char-gpt")
-    parent = tracker.search(f"tags.`{T.TAG_ROLE}` = 'ablation'")[0]
-    (child,) = tracker.children(parent.run_id)
-    assert child.name == "dropout=0.2" and child.status == "FINISHED"
-    assert "checkpoints/best.pt" in tracker.list_artifacts(child.run_id, "checkpoints")
-    assert {"table.csv", "table.md"} <= set(tracker.list_artifacts(parent.run_id))
-    assert len(list((tmp_path / "sweep-tables").glob("ablate-dropout-*.csv"))) == 1
-    r = sweep("table", "--tracking-uri", uri, "--format", "csv")
-    assert r.exit_code == 0 and r.output.startswith("knob,value,seeds")
-    r = sweep("sample", "--run", child.run_id, "--tracking-uri", uri, "--max-new-tokens", "40")
-    assert r.exit_code == 0 and len(r.output.strip()) >= 20
-
-
 def test_live_progress_on_a_terminal_and_lines_per_eval_otherwise():
     import io
     import re
 
     from orchestrator.progress import Progress
+    from orchestrator.tracking import RunState
 
     class Tty(io.StringIO):
         def isatty(self):
@@ -303,7 +272,7 @@ def test_live_progress_on_a_terminal_and_lines_per_eval_otherwise():
                 )
         p.run_end(
             "dropout=0.2",
-            "complete",
+            RunState.COMPLETE,
             {"best_val_loss": 2.5, "best_val_ppl": 12.18, "best_step": 40, "wall_s": 1.0},
         )
     # On a terminal: a rich bar redrawn in place, step N/M with loss, rate and time left.

@@ -152,3 +152,13 @@ def test_a_suffix_that_is_not_a_format_is_refused(smoke_store, tmp_path):  # noq
         )
         assert r.exit_code == 2 and "cannot tell the format" in r.output, r.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_interval_header_names_the_level_used(smoke_store):  # noqa: F811
+    args = ["table", "--tracking-uri", smoke_store.uri, "--knob", "dropout"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0 and "delta [95% CI]" in r.output, r.output
+    for fmt in ("table", "md", "html"):
+        r = runner.invoke(app, [*args, "--alpha", "0.1", "--format", fmt])
+        assert r.exit_code == 0 and "delta [90% CI]" in r.output, r.output
+        assert "95%" not in r.output, r.output

@@ -1,6 +1,7 @@
 import math
 
 import pytest
+from scipy import special
 
 from orchestrator.results.export import render
 from orchestrator.results.table import Group, Settings, build_table
@@ -102,3 +103,63 @@ def test_holm_across_the_rows_and_the_recorded_margin():
     assert "±0.05 nats" in wide.attrs["legend"] and "p < 0.05" in wide.attrs["legend"]
     with pytest.raises(Exception, match="--margin must be a number >= 0"):
         Settings(margin=-0.1)
+
+
+def test_the_header_and_the_sentence_name_the_interval_level_used():
+    base = Group("k", "b", [_run(i, 2.0 + 0.01 * i, seed=i) for i in (1, 2, 3)], True)
+    var = Group("k", "v", [_run(10 + i, 1.95 + 0.013 * i, seed=i) for i in (1, 2, 3)])
+    at_5 = build_table(base, [var], Settings(alpha=0.05))
+    at_10 = build_table(base, [var], Settings(alpha=0.10))
+    assert "delta [95% CI]" in render(at_5, "table") and "95%" not in render(at_10, "md")
+    assert "delta [90% CI]" in render(at_10, "md") and "delta [90% CI]" in render(at_10, "html")
+    # the 90% interval is the narrower one, at t(0.95, 2) instead of t(0.975, 2)
+    lo5, hi5 = at_5.loc[1, ["delta_ci_low", "delta_ci_high"]]
+    lo10, hi10 = at_10.loc[1, ["delta_ci_low", "delta_ci_high"]]
+    assert (hi10 - lo10) / (hi5 - lo5) == pytest.approx(2.919985580355516 / 4.302652729911275)
+    assert "the 90% interval" in at_10.attrs["legend"] and "95%" not in at_10.attrs["legend"]
+    # the machine-readable columns keep their names whatever the level
+    assert {"delta_ci_low", "delta_ci_high"} <= set(render(at_10, "csv").splitlines()[0].split(","))
+
+
+def test_the_sentence_counts_only_the_rows_holm_adjusts():
+    base = Group("k", "b", [_run(i, 2.0 + 0.01 * i, seed=i) for i in (1, 2)], True)
+    paired = Group("k", "p", [_run(10 + i, 1.9 + 0.012 * i, seed=i) for i in (1, 2)])
+    single = Group("k", "s", [_run(20, 1.8, seed=1)])
+    failed = Group("k", "f", [_run(30, None, state="failed", status="FAILED")])
+    df = build_table(base, [paired, single, failed])
+    assert list(df["verdict"][2:]) == ["single seed", "failed"]
+    assert "across the 1 row(s) with a p-value" in df.attrs["legend"]
+    assert df.loc[1, "p_adjusted"] == df.loc[1, "p_value"]  # Holm over that one row
+
+
+def test_only_the_values_seeds_were_added_to_replay_the_looks():
+    from orchestrator.results.verdicts import sequential_level
+
+    base = Group("k", "b", [_run(i, 2.0 + 0.01 * i, seed=i) for i in (1, 2, 3)], True)
+    # decided at look 1 (two seeds): far better, tight
+    clear = Group("k", "a", [_run(10 + i, 1.7 + 0.011 * i, seed=i) for i in (1, 2)])
+    # added later by a plain `sweep ablate`, with seeds 2 and 3 only: no seed 1 of look 1
+    later = Group("k", "z", [_run(20 + i, 2.05 + 0.02 * i, seed=i) for i in (2, 3)])
+    seq = Settings(sequential=(2, 3), covers=("a",))
+    alone = build_table(base, [clear], seq)
+    both = build_table(base, [clear, later], seq)
+    look1 = sequential_level(1, 2, 0.05)
+    row = both.loc[1]
+    assert row["verdict"] == "better"
+    assert (row["p_adjusted"], row["delta_ci_low"], row["delta_ci_high"]) == tuple(
+        alone.loc[1, ["p_adjusted", "delta_ci_low", "delta_ci_high"]]
+    )  # the later value changes nothing of the replay (nor Holm's count there)
+    assert row["delta_ci_high"] - row["delta"] == pytest.approx(
+        # at the look's level: t(1 - alpha_1/2, df 1) · se; the differences -0.299 and
+        # -0.298 of look 1's two seeds: sd = 0.001/sqrt(2), se = sd/sqrt(2) = 0.0005
+        special.stdtrit(1, 1 - look1 / 2) * 0.0005
+    )
+    fixed = build_table(base, [later])  # the later value: judged at fixed n, at alpha
+    assert tuple(both.loc[2, ["verdict", "p_adjusted", "delta_ci_low"]]) == tuple(
+        fixed.loc[1, ["verdict", "p_adjusted", "delta_ci_low"]]
+    )
+    text = both.attrs["legend"]
+    assert "Seeds were added until clear for k=a" in text and "k=z joined without" in text
+    assert "adjusted level" in text and "across the 1 row(s) with a p-value" in text
+    assert "delta [CI at each row's level, below]" in render(both, "table")
+    assert "delta [96.9% CI]" in render(alone, "table")  # one level (1 - alpha_1): named

@@ -27,7 +27,7 @@ def test_names_are_parsed_or_refused_with_the_known_ones():
         ("tpe", optuna.samplers.TPESampler),
         ("random", optuna.samplers.RandomSampler),
         ("cmaes", optuna.samplers.CmaEsSampler),
-        ("grid", optuna.samplers.RandomSampler),  # the grid is enqueued: test_grid.py
+        ("grid", optuna.samplers.RandomSampler),  # the grid is enqueued: test_samplers_grid.py
     ],
 )
 def test_make_sampler(name, cls):
