@@ -23,6 +23,8 @@ from ..config import (
     RunConfig,
     coerce,
     heads_for,
+    heads_note,
+    notes,
     read_toml,
     unknown_key_message,
 )
@@ -221,6 +223,32 @@ def check_choices(space: Space, base: RunConfig) -> None:
                 trial_config(base, {p.name: v})
             except ConfigError as e:
                 raise UserError(f"space {space.label}: {p.name}={v}: {e.message}") from None
+
+
+def space_notes(space: Space, base: RunConfig) -> list[str]:
+    """What some value of the space trains, but not as asked (n_head following n_embed,
+    warmup longer than the run): said as warnings before the search starts."""
+    out: list[str] = []
+    for p in space.params:
+        if p.kind is Kind.CATEGORICAL:
+            values = list(p.choices)
+        elif p.kind is Kind.INT and p.name == "n_embed":
+            values = list(range(int(p.low), int(p.high) + 1, int(p.step or 1)))[:4096]
+        else:
+            values = [p.low, p.high]
+        odd_widths = []
+        for v in values:
+            cfg = trial_config(base, {p.name: v})
+            if p.name == "n_embed" and heads_note(int(v), base.gpt.n_head, cfg.gpt.n_head):
+                odd_widths.append(f"{v} (n_head {cfg.gpt.n_head})")
+            out += [n for n in (f"space {space.label}: {n}" for n in notes(cfg)) if n not in out]
+        if odd_widths:
+            shown = ", ".join(odd_widths[:6]) + (", ..." if len(odd_widths) > 6 else "")
+            out.append(
+                f"space {space.label}: n_embed values not divisible by n_head={base.gpt.n_head} "
+                f"train with fewer heads, which changes the attention too: {shown}"
+            )
+    return out
 
 
 def params_label(params: dict[str, Any]) -> str:

@@ -26,7 +26,7 @@ from .budget import counted
 from .context import Options, SearchContext
 from .recovery import StaleTrials
 from .samplers import Sampler, grid_points, make_pruner, make_sampler
-from .space import Space, anchored, check_choices, load_space
+from .space import Space, anchored, check_choices, load_space, space_notes
 
 
 def default_study_name(space: Space, baseline_id: str) -> str:
@@ -47,6 +47,8 @@ def prepare(
     base = baseline_config(baseline)
     space = anchored(space, base)
     check_choices(space, base)
+    for note in space_notes(space, base) if progress is not None else []:
+        progress.warn(note)
     n_trials = options.trials
     sampler = options.sampler
     if isinstance(sampler, str):

@@ -358,8 +358,11 @@ class Tracker:
 
         try:
             run = self.client.get_run(run_id)
-        except MlflowException:
-            raise UserError(f"no run with id '{run_id}' in {self.uri}") from None
+        except MlflowException as e:
+            if e.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise UserError(f"no run with id '{run_id}' in {self.uri}") from None
+            # a locked or unreadable store is not a missing run
+            raise StoreError(f"cannot read the MLflow store {self.uri}: {_cause(e)}") from None
         return _info(run)
 
     def search(

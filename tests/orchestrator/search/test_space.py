@@ -89,3 +89,21 @@ def test_known_spaces_and_params_label():
     assert params_label({"lr": 0.00123, "n_layer": 4, "dropout": 0.1}) == (
         "dropout=0.1 lr=0.00123 n_layer=4"
     )
+
+
+def test_values_that_train_but_not_as_asked_are_warned_before_the_search():
+    from orchestrator.config import build
+    from orchestrator.search.space import space_notes
+
+    base = build("smoke", {})  # n_head 2, max_steps 60
+    doc = {"n_embed": {"choices": [64, 66, 75]}, "warmup_steps": {"low": 0, "high": 500}}
+    space = anchored(parse_space("odd", doc), base)
+    said = space_notes(space, base)
+    assert len(said) == 2, said
+    assert said[1].startswith("space odd: warmup_steps (500) is more than max_steps (60)")
+    assert said[0] == (
+        "space odd: n_embed values not divisible by n_head=2 train with fewer heads, which "
+        "changes the attention too: 75 (n_head 1)"
+    )
+    fine = anchored(parse_space("fine", {"n_embed": {"choices": [64, 96]}}), base)
+    assert space_notes(fine, base) == []

@@ -1,5 +1,5 @@
-"""The MLflow store adapter when the store stops answering in the middle of a run: another
-process locks mlflow.db (a real SQLite lock, a real `sweep baseline` process)."""
+"""The MLflow store adapter when the store does not answer: another process locks mlflow.db
+(a real SQLite lock; a real `sweep baseline` process mid-run)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import sqlite3
 import time
 
+import pytest
 from clitools import sweep_process, wait_for_running
 
 from orchestrator import tracking as T
@@ -41,3 +42,20 @@ def test_a_store_locked_mid_run_is_one_line_exit_1_and_the_run_is_not_left_runni
     assert after.state is RunState.FAILED, after
     assert "locked" in after.tags[T.TAG_REASON], after.tags
     assert [s for s, _, _ in tracker.metric_history(run.run_id, "val_loss")][:1] == [5]
+
+
+def test_a_locked_store_is_not_reported_as_a_missing_run(tracker, baseline_run):
+    from orchestrator.errors import StoreError, UserError
+
+    with pytest.raises(UserError, match="no run with id '0+' in "):
+        tracker.get_run("0" * 32)
+    db = T.sqlite_path(tracker.uri)
+    lock = sqlite3.connect(db, timeout=5)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreError, match=f"cannot read the MLflow store .*{db}.*locked"):
+            tracker.get_run(baseline_run.run_id)
+    finally:
+        lock.rollback()
+        lock.close()
+    assert tracker.get_run(baseline_run.run_id).run_id == baseline_run.run_id
