@@ -190,6 +190,7 @@ def run_ablation(
     alpha: float | None = None,
     until_clear: bool = False,
     max_seeds: int | None = None,
+    threads: int | None = None,
 ) -> AblationResult:
     """Train each value against the baseline (resuming what is there), and with
     `until_clear` add seeds to the baseline and the undecided values until every row has
@@ -201,6 +202,8 @@ def run_ablation(
         raise UserError("--max-seeds goes with --until-clear")
     baseline = T.find_baseline(tracker, baseline_id)
     base = baseline_config(baseline)
+    if threads is not None:  # how it runs, not what it trains: outside the config hash
+        base = base.replace(threads=threads)
     settings, notes = settings_for(
         T.find_ablation(tracker, knob.name, baseline.run_id), alpha, margin
     )

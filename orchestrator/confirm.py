@@ -78,6 +78,7 @@ def run_confirm(
     *,
     margin: float | None = None,
     alpha: float | None = None,
+    threads: int | None = None,
 ) -> ConfirmResult:
     """Re-train the top `top` trials with the baseline's seeds (or `seeds`). `margin`/`alpha`
     left out: what an earlier confirmation of this search recorded, else the defaults."""
@@ -96,6 +97,8 @@ def run_confirm(
     chosen: list[tuple[T.RunInfo, RunConfig]] = []
     for run in trials:
         cfg = trial_cfg(run)
+        if threads is not None:  # how it runs, not what it trains: outside the config hash
+            cfg = cfg.replace(threads=threads)
         if cfg.replace(seed=base.train.seed).config_hash() == base.config_hash():
             notes.append(f"{run.name} is the baseline's own configuration: not confirmed")
             continue

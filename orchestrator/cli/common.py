@@ -84,6 +84,16 @@ TrackingUri = Annotated[
 Seeds = Annotated[
     int | None, typer.Option("--seeds", help="Seeds per configuration (verdicts need 2 or more).")
 ]
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=0,
+        help="torch threads per run (0 = auto: torch's default, capped by the CPUs this "
+        "process may use; a search: each worker's share). Recorded with every run; not part "
+        "of a run's identity. On a busy machine 1 can be faster.",
+    ),
+]
 BaselineId = Annotated[
     str | None, typer.Option("--baseline", help="Baseline run id (default: the latest).")
 ]

@@ -17,6 +17,7 @@ from .common import (
     Margin,
     PrintFormat,
     Seeds,
+    Threads,
     TrackingUri,
     _progress,
     _signals_as_interrupt,
@@ -46,6 +47,7 @@ def baseline(
         str | None,
         typer.Option("--data", help="Corpus: shakespeare (default), pydoc, or a text file."),
     ] = None,
+    threads: Threads = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
 ) -> None:
@@ -53,7 +55,10 @@ def baseline(
     from ..baseline import record_baseline
     from ..config import build, parse_overrides
 
-    cfg = build(profile, parse_overrides(set_ or []), data)
+    overrides = parse_overrides(set_ or [])
+    if threads is not None:
+        overrides["threads"] = str(threads)
+    cfg = build(profile, overrides, data)
     tracker = _tracker(experiment, tracking_uri, writes=True)
     _signals_as_interrupt()
     result = record_baseline(tracker, cfg, seeds, _progress())
@@ -96,6 +101,7 @@ def ablate(
     margin: Margin = None,
     alpha: Alpha = None,
     baseline_id: BaselineId = None,
+    threads: Threads = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
     fmt: PrintFormat = PrintedFormat.TABLE,
@@ -118,6 +124,7 @@ def ablate(
         alpha=alpha,
         until_clear=until_clear,
         max_seeds=max_seeds,
+        threads=threads,
     )
     df = sweep_table(tracker, tracker.get_run(result.parent_id))
     print_table(df, fmt)
@@ -182,6 +189,7 @@ def search(
         ),
     ] = None,
     baseline_id: BaselineId = None,
+    threads: Threads = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
     fmt: PrintFormat = PrintedFormat.TABLE,
@@ -205,12 +213,13 @@ def search(
         timeout=timeout,
         baseline_id=baseline_id,
         progress=_progress(),
+        threads=threads,
     )
     print_table(result.table, fmt)
     typer.echo("\n" + "\n".join(report_lines(result)))
     if confirm:
         typer.echo("")
-        _confirm(tracker, result.parent_id, confirm, None, None, None, fmt)
+        _confirm(tracker, result.parent_id, confirm, None, None, None, fmt, threads)
 
 
 def _check_confirm(top: int | None, trials: int) -> None:
@@ -225,11 +234,13 @@ def _check_confirm(top: int | None, trials: int) -> None:
         )
 
 
-def _confirm(tracker, sweep_id, top, seeds, margin, alpha, fmt) -> None:
+def _confirm(tracker, sweep_id, top, seeds, margin, alpha, fmt, threads=None) -> None:
     from ..confirm import run_confirm
     from ..results.table import sweep_table
 
-    result = run_confirm(tracker, sweep_id, top, seeds, _progress(), margin=margin, alpha=alpha)
+    result = run_confirm(
+        tracker, sweep_id, top, seeds, _progress(), margin=margin, alpha=alpha, threads=threads
+    )
     for note in result.notes:
         typer.secho(f"note: {note}", err=True)
     print_table(sweep_table(tracker, tracker.get_run(result.parent_id)), fmt)
@@ -251,6 +262,7 @@ def confirm(
     ] = None,
     margin: Margin = None,
     alpha: Alpha = None,
+    threads: Threads = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
     fmt: PrintFormat = PrintedFormat.TABLE,
@@ -259,4 +271,4 @@ def confirm(
     settings(margin, alpha)  # bad values are refused before the store is read
     tracker = _tracker(experiment, tracking_uri, create=False, writes=True)
     _signals_as_interrupt()
-    _confirm(tracker, sweep, top, seeds, margin, alpha, fmt)
+    _confirm(tracker, sweep, top, seeds, margin, alpha, fmt, threads)

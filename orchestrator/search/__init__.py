@@ -53,6 +53,7 @@ def run_search(
     baseline_id: str | None = None,
     progress: Progress | None = None,
     plots: bool = True,
+    threads: int | None = None,
 ) -> SearchResult:
     """Run (or join, or resume) a study until it holds `trials` finished trials."""
     options = Options(
@@ -66,6 +67,7 @@ def run_search(
         seed=seed,
         timeout=timeout,
         baseline_id=baseline_id,
+        threads=threads,
     )
     progress = progress or Progress(live=False)
     ctx = prepare(tracker, options, progress)

@@ -36,6 +36,7 @@ class Options:
     seed: int | None = None
     timeout: float | None = None
     baseline_id: str | None = None
+    threads: int | None = None  # torch threads per trial; None: auto (a worker's share)
 
     def __post_init__(self):
         if self.workers < 1:

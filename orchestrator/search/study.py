@@ -45,6 +45,8 @@ def prepare(
     space = options.space if isinstance(options.space, Space) else load_space(options.space)
     baseline = T.find_baseline(tracker, options.baseline_id)
     base = baseline_config(baseline)
+    if options.threads is not None:  # how it runs, not what it trains: outside the hash
+        base = base.replace(threads=options.threads)
     space = anchored(space, base)
     check_choices(space, base)
     for note in space_notes(space, base) if progress is not None else []:

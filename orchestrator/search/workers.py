@@ -131,7 +131,7 @@ def _worker_main(spec: WorkerSpec) -> None:
 def worker_specs(ctx: SearchContext, options: Options, workers: int) -> list[WorkerSpec]:
     """One spec per worker: the same study and baseline; worker i seeds its sampler seed+i
     (modulo 2**32)."""
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = options.threads or max(1, (os.cpu_count() or 1) // workers)
     joined = replace(options, study=ctx.study.study_name, baseline_id=ctx.baseline.run_id)
     return [
         WorkerSpec(
