@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -373,9 +374,24 @@ def main() -> None:
         help="also time torch.compile (default mode) of sweep's model at amp=auto: not a "
         "product setting; shows whether it would pay (first step = compile time)",
     )
+    p.add_argument(
+        "--busy",
+        type=int,
+        default=0,
+        help="run N busy-looping processes meanwhile (a loaded machine: threads matter)",
+    )
     args = p.parse_args()
     print("$ python " + " ".join(sys.argv), flush=True)
 
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+    try:
+        run(args)
+    finally:
+        for proc in busy:
+            proc.kill()
+
+
+def run(args) -> None:
     corpus = resolve_corpus(args.data)
     if corpus.notice:
         print(corpus.notice, file=sys.stderr)
@@ -402,6 +418,8 @@ def main() -> None:
         settings["sweep bf16"] = {"amp": "bf16"}
     if default_threads > 1:
         settings["sweep fp32, 1 thread"] = {"amp": "off", "threads": 1}
+        if native or args.bf16:
+            settings["sweep bf16, 1 thread"] = {"amp": "bf16", "threads": 1}
     game = Players()
     vc = replace(gpt, vocab_size=ds.tokenizer.vocab_size)
     game.add(
@@ -429,7 +447,7 @@ def main() -> None:
     tok = base.batch_size * gpt.block_size
     print(
         f"\ncorpus {corpus.name}; torch {torch.__version__}; {default_threads} threads by "
-        f"default; CPU native bf16: {'yes' if native else 'no'}; matmul peak measured here: "
+        f"default; {args.busy} busy-looping processes meanwhile; CPU native bf16: {'yes' if native else 'no'}; matmul peak measured here: "
         f"fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.1f} GFLOP/s"
     )
     print(
