@@ -329,14 +329,15 @@ def smoke_run(ds, tmp_path, gpt_kw=None, **kw):
     return t.run(), [loss for _, loss in h.steps]
 
 
+@pytest.mark.parametrize("amp", ["off", "auto"])  # auto: bf16 where the CPU has it natively
 @pytest.mark.parametrize("dropout", [0.0, 0.1])
-def test_same_config_same_cpu_losses(ds, tmp_path, dropout):
+def test_same_config_same_cpu_losses(ds, tmp_path, dropout, amp):
     """Same config, seed and corpus: the same losses, step by step, bit for bit (the CPU
     dropout draws from torch's seeded generator; threads are pinned as auto resolves them)."""
-    a, la = smoke_run(ds, tmp_path / "a", {"dropout": dropout}, amp="off")
-    b, lb = smoke_run(ds, tmp_path / "b", {"dropout": dropout}, amp="off")
+    a, la = smoke_run(ds, tmp_path / "a", {"dropout": dropout}, amp=amp)
+    b, lb = smoke_run(ds, tmp_path / "b", {"dropout": dropout}, amp=amp)
     assert la == lb and a["final_val_loss"] == b["final_val_loss"]
-    _, lc = smoke_run(ds, tmp_path / "c", {"dropout": dropout}, amp="off", seed=2)
+    _, lc = smoke_run(ds, tmp_path / "c", {"dropout": dropout}, amp=amp, seed=2)
     assert lc != la
 
 
