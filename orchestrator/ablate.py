@@ -14,7 +14,7 @@ from typing import Any
 from model.errors import ConfigError
 
 from . import tracking as T
-from .baseline import baseline_config, comparison_seeds
+from .baseline import baseline_config, comparison_seeds, precision_note
 from .config import RunConfig, config_params, heads_note, notes
 from .errors import UserError
 from .estimate import say_estimate
@@ -204,6 +204,8 @@ def run_ablation(
     base = baseline_config(baseline)
     if threads is not None:  # how it runs, not what it trains: outside the config hash
         base = base.replace(threads=threads)
+    if note := precision_note(tracker, baseline, base):
+        progress.warn(note)
     settings, notes = settings_for(
         T.find_ablation(tracker, knob.name, baseline.run_id), alpha, margin
     )

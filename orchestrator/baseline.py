@@ -25,6 +25,29 @@ class BaselineResult:
         return all(o.state is RunState.COMPLETE for o in self.outcomes)
 
 
+def precision_note(tracker: T.Tracker, baseline: T.RunInfo, base: RunConfig) -> str | None:
+    """A warning when the precision the baseline trained in (recorded per run) is not what
+    its config resolves to on this machine (amp=auto: bf16 on CPUs with native bf16, fp32
+    elsewhere): its variants would differ from it in precision as well as in what is swept."""
+    from model.train import resolve_amp, resolve_device
+
+    try:
+        dtype = resolve_amp(base.train.amp, resolve_device(base.train.device))
+    except Exception:  # the trainer refuses such a config with its own message
+        return None
+    here = str(dtype).replace("torch.", "") if dtype else "fp32"
+    recorded = sorted(
+        {m.tags[T.TAG_AMP] for m in T.baseline_members(tracker, baseline) if T.TAG_AMP in m.tags}
+    )
+    if not recorded or recorded == [here]:
+        return None
+    return (
+        f"the baseline trained in {'/'.join(recorded)} (amp={base.train.amp} on its machine); "
+        f"here amp={base.train.amp} means {here}, so its variants would differ from it in "
+        f"precision too: record a baseline here, or one with --set amp=off (or bf16)"
+    )
+
+
 def seed_list(first: int, seeds: int) -> list[int]:
     """Seeds first, first+1, ...: ablations and confirmations reuse the baseline's list."""
     if seeds < 1:

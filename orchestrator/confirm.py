@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 
 from . import tracking as T
-from .baseline import baseline_config, comparison_seeds
+from .baseline import baseline_config, comparison_seeds, precision_note
 from .config import RunConfig, config_params, from_flat
 from .errors import UserError
 from .progress import Progress
@@ -86,6 +86,8 @@ def run_confirm(
     search = find_search(tracker, sweep_id)
     baseline = T.find_baseline(tracker, search.tags.get(T.TAG_BASELINE))
     base = baseline_config(baseline)
+    if note := precision_note(tracker, baseline, base):
+        progress.warn(note)
     seed_values = comparison_seeds(baseline, base, seeds)
     trials = finished_trials(tracker, search)
     if top < 1 or top > len(trials):

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import tracking as T
+from ..baseline import precision_note
 from ..errors import Interrupted
 from ..estimate import say_estimate
 from ..progress import Progress
@@ -71,6 +72,8 @@ def run_search(
     )
     progress = progress or Progress(live=False)
     ctx = prepare(tracker, options, progress)
+    if note := precision_note(tracker, ctx.baseline, ctx.base):
+        progress.warn(note)
     tracker.set_tags(ctx.parent_id, {T.TAG_STORAGE: storage_tag(storage, tracker.store_dir)})
     notes: list[str] = []
     if ctx.n_trials < trials:
