@@ -74,10 +74,13 @@ def runs_with_role(
     tracker: Tracker, roles: Iterable[Role], oldest_first: bool = False
 ) -> list[RunInfo]:
     """The experiment's runs whose role is one of `roles`, newest first by default."""
-    wanted = set(roles)
-    order = ["attributes.start_time ASC" if oldest_first else "attributes.start_time DESC"]
-    runs = tracker.search(f"tags.`{TAG_ROLE}` != ''", order)
-    return [r for r in runs if r.tags.get(TAG_ROLE) in wanted]
+    # one query per role: the store returns only those runs (a query for every run with a
+    # role loaded every trained run's params and metrics too: 0.85 s of `sweep table` on a
+    # store of 200 runs)
+    runs = [
+        r for role in dict.fromkeys(roles) for r in tracker.search(f"tags.`{TAG_ROLE}` = '{role}'")
+    ]
+    return sorted(runs, key=lambda r: (r.start_time, r.run_id), reverse=not oldest_first)
 
 
 def list_sweeps(tracker: Tracker, oldest_first: bool = False) -> list[RunInfo]:
