@@ -27,6 +27,7 @@ from .schema import (
     TAG_STATE,
     RunState,
 )
+from .writer import MetricWriter
 
 MAX_EXPERIMENT_NAME = 200  # it becomes a folder name under mlruns/ (file names stop at 255 bytes)
 
@@ -144,8 +145,6 @@ class Tracker:
                 "it names a folder of the store"
             )
         self.uri = resolve_uri(uri)
-        self._pending: dict[str, list] = {}
-        self._writer = None
         check_reachable(self.uri)
         db = sqlite_path(self.uri)
         if not create and db is not None and not db.exists():
@@ -153,6 +152,7 @@ class Tracker:
                 f"no MLflow store at {db}: record a baseline first (`sweep baseline`), or pass --tracking-uri"
             )
         self.client = MlflowClient(tracking_uri=self.uri)
+        self._metrics = MetricWriter(self.client.log_batch)
         self.experiment_name = experiment
         exp = self._first_contact(experiment)
         if exp is None:
@@ -243,49 +243,21 @@ class Tracker:
     def log_metrics(
         self, run_id: str, metrics: dict[str, float], step: int, synchronous: bool = True
     ) -> None:
-        """One batch write; with synchronous=False it goes to a writer thread (see `flush`),
-        so training does not wait on the store. (MLflow's own async logging adds about a
-        second to every run's end while its queue shuts down.)"""
+        """One batch write; with synchronous=False gathered and written on a writer thread
+        (tracking/writer.py; `flush` waits for it), so training does not wait on the store."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, int(step)) for k, v in metrics.items()]
         if synchronous:
             self.client.log_batch(run_id, metrics=batch)
-            return
-        if self._writer is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweep-tracking")
-        pending = self._pending.setdefault(run_id, [])
-        # an earlier write that failed (a locked or full store) stops the run at its next
-        # eval, not hours later at its end; writes that succeeded are forgotten
-        for done in [f for f in pending if f.done()]:
-            pending.remove(done)
-            if done.exception() is not None:
-                self._drop_pending(run_id)
-                done.result()
-        pending.append(self._writer.submit(self.client.log_batch, run_id, metrics=batch))
-
-    def _drop_pending(self, run_id: str) -> None:
-        """Cancel a run's queued writes: each would wait out the store's lock timeout (20 s
-        for SQLite) in turn before failing too."""
-        for future in self._pending.pop(run_id, []):
-            future.cancel()
+        else:
+            self._metrics.add(run_id, batch)
 
     @_writes
     def flush(self, run_id: str) -> None:
-        """Wait for the run's queued metric writes; a write that failed raises here."""
-        futures = self._pending.pop(run_id, [])
-        for i, future in enumerate(futures):
-            if future.cancelled():
-                continue
-            try:
-                future.result()
-            except BaseException:
-                for later in futures[i + 1 :]:
-                    later.cancel()
-                raise
+        """Write the run's gathered metrics and wait for them; a write that failed raises."""
+        self._metrics.flush(run_id)
 
     @_writes
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:

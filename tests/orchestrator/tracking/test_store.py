@@ -26,9 +26,9 @@ def test_a_store_locked_mid_run_is_one_line_exit_1_and_the_run_is_not_left_runni
     run = wait_for_running(tracker, proc, ("baseline",))
     db = T.sqlite_path(store)
     lock = sqlite3.connect(db, timeout=5)
-    lock.execute("BEGIN EXCLUSIVE")  # another process holds the database for 25 s: longer
-    try:  # than the store waits for it (20 s), so a metric write fails mid-run
-        time.sleep(25)
+    lock.execute("BEGIN EXCLUSIVE")  # another process holds the database for 30 s: longer
+    try:  # than a metric write (every 5 s) waits for it (20 s): one fails mid-run
+        time.sleep(30)
     finally:
         lock.rollback()
         lock.close()
