@@ -13,8 +13,9 @@ from collections.abc import Callable
 
 from . import tracking as T
 from .baseline import add_seed
+from .results.judging import judge
 from .results.settings import Settings
-from .results.table import judge, sweep_groups
+from .results.table import sweep_groups
 from .results.verdicts import FINAL
 from .runner import Outcome, Runner
 from .tracking import RunState

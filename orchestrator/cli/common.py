@@ -121,17 +121,12 @@ Alpha = Annotated[
 ]
 
 
-def settings(margin: float | None, alpha: float | None, parent=None):
-    """Verdict settings: the flags, else what the sweep recorded, else the defaults."""
-    from ..results.table import Settings
+def check_settings(margin: float | None, alpha: float | None) -> None:
+    """Refuse a bad --margin/--alpha (one line, exit 2) before the store is read; what a
+    sweep then records or reads is `results.settings.settings_for`'s business."""
+    from ..results.settings import settings_for
 
-    if parent is not None:
-        return Settings.recorded(parent, alpha, margin)
-    base = Settings()
-    return Settings(
-        alpha=base.alpha if alpha is None else alpha,
-        margin=base.margin if margin is None else margin,
-    )
+    settings_for(None, alpha, margin)
 
 
 def print_table(df, fmt) -> None:

@@ -18,9 +18,9 @@ from .common import (
     TrackingUri,
     _tracker,
     app,
+    check_settings,
     fail,
     handled,
-    settings,
 )
 
 
@@ -64,7 +64,7 @@ def table(
     from ..tracking import find_sweep
 
     chosen = format_for(output, fmt) if output else (fmt or Format.TABLE)
-    settings(margin, alpha)  # bad values are refused before the store is read
+    check_settings(margin, alpha)
     tracker = _tracker(experiment, tracking_uri, create=False)
     df = sweep_table(tracker, find_sweep(tracker, sweep, knob), alpha, margin)
     data = render(df, chosen)
@@ -200,7 +200,7 @@ def report(
 
     if output is not None:
         report_format(output)
-    settings(margin, alpha)
+    check_settings(margin, alpha)
     tracker = _tracker(experiment, tracking_uri, create=False)
     sweeps = sweeps_for(tracker, sweep)
     path = output or default_path(tracker, sweeps, sweep is not None)

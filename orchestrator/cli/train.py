@@ -23,10 +23,10 @@ from .common import (
     _signals_as_interrupt,
     _tracker,
     app,
+    check_settings,
     fail,
     handled,
     print_table,
-    settings,
 )
 
 
@@ -110,7 +110,7 @@ def ablate(
     from ..ablate import run_ablation, split_values
     from ..results.table import sweep_table
 
-    settings(margin, alpha)  # bad values are refused before the store is read
+    check_settings(margin, alpha)
     tracker = _tracker(experiment, tracking_uri, create=False, writes=True)
     _signals_as_interrupt()
     result = run_ablation(
@@ -268,7 +268,7 @@ def confirm(
     fmt: PrintFormat = PrintedFormat.TABLE,
 ) -> None:
     """Re-train a search's top trials with the baseline's seeds: paired verdicts, no winner's curse."""
-    settings(margin, alpha)  # bad values are refused before the store is read
+    check_settings(margin, alpha)
     tracker = _tracker(experiment, tracking_uri, create=False, writes=True)
     _signals_as_interrupt()
     _confirm(tracker, sweep, top, seeds, margin, alpha, fmt, threads)

@@ -27,18 +27,12 @@ from ..paths import tables_dir
 from ..tracking import RunInfo, RunState
 from . import compute
 from .export import render, write_atomic
-from .judging import Judged, describe, judge, sequential_rows
-from .settings import TAG_ALPHA, TAG_MARGIN, TAG_SEQUENTIAL, Settings, ci_label, settings_for
+from .judging import Judged, describe, judge
+from .settings import TAG_ALPHA, TAG_MARGIN, Settings, ci_label
 from .verdicts import DEFAULT_ALPHA, DEFAULT_MARGIN, Verdict
 
 if TYPE_CHECKING:
     import pandas as pd
-
-__all__ = [  # Settings, judge and the sentence live in their own modules; found here too
-    "TAG_ALPHA", "TAG_MARGIN", "TAG_SEQUENTIAL", "Group", "Judged", "Settings",
-    "attach_table", "build_table", "describe", "judge", "legend", "sequential_rows",
-    "settings_for", "sweep_groups", "sweep_table",
-]  # fmt: skip
 
 COLUMNS = [
     "knob",

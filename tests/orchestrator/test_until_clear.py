@@ -12,7 +12,8 @@ from orchestrator.baseline import record_baseline
 from orchestrator.cli import app
 from orchestrator.config import build
 from orchestrator.errors import UserError
-from orchestrator.results.table import TAG_SEQUENTIAL, Settings, sweep_table
+from orchestrator.results.settings import TAG_SEQUENTIAL, Settings
+from orchestrator.results.table import sweep_table
 from orchestrator.results.verdicts import DEFAULT_MARGIN
 
 

@@ -4,7 +4,8 @@ import pytest
 from scipy import special
 
 from orchestrator.results.export import render
-from orchestrator.results.table import Group, Settings, build_table
+from orchestrator.results.settings import Settings
+from orchestrator.results.table import Group, build_table
 from orchestrator.tracking import RunInfo
 
 
