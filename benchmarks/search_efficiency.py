@@ -28,8 +28,8 @@ from tabulate import tabulate
 from model.data import Dataset, resolve_corpus
 from model.train import Trainer, TrainerHooks
 from orchestrator.config import build
-from orchestrator.search.objective import OptunaHooks
-from orchestrator.search.samplers import make_pruner
+from orchestrator.sweeps.search.objective import OptunaHooks
+from orchestrator.sweeps.search.samplers import make_pruner
 
 GRID = {"dropout": [0.0, 0.1, 0.2], "n_layer": [1, 2, 3], "lr": [3e-4, 1e-3, 3e-3]}
 SHAPE = {

@@ -1,6 +1,6 @@
 """What MLflow logging costs: the same run with tracking on and off.
 
-Tracking on = orchestrator.runner.Runner.train into a fresh SQLite store (params, dataset,
+Tracking on = orchestrator.execution.runner.train into a fresh SQLite store (params, dataset,
 per-eval metrics, samples, best checkpoint, summary, run lifecycle). Tracking off = the
 bare Trainer with the same config, hooks and sampling aside. Runs alternate (off, on, off,
 on, ...) so drift on a shared machine hits both sides; medians and their ratio are printed.
@@ -67,8 +67,10 @@ def main() -> None:
 
     from model.train import Trainer
     from orchestrator.config import build
+    from orchestrator.execution.env import RunEnv
+    from orchestrator.execution.runner import train
+    from orchestrator.execution.spec import RunSpec
     from orchestrator.progress import Progress
-    from orchestrator.runner import Runner
     from orchestrator.tracking import Tracker
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -81,8 +83,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tracker = Tracker(f"sqlite:///{tmp}/mlflow.db", "overhead")  # set up once, as in a sweep
-        runner = Runner(tracker, quiet)
-        dataset = runner.dataset(cfg.data)
+        env = RunEnv(tracker, quiet)
+        dataset = env.dataset(cfg.data)
 
         def off() -> float:
             with tempfile.TemporaryDirectory() as out:
@@ -94,7 +96,8 @@ def main() -> None:
 
         def on() -> float:
             t0 = time.perf_counter()
-            runner.train(cfg, "overhead")
+            run_id = tracker.create_run("overhead")  # what the sweep does before training
+            train(env, RunSpec(cfg, "overhead", run_id=run_id))
             return time.perf_counter() - t0
 
         off(), on()  # warm-up: first-call costs (allocator, kernels, SQLAlchemy) out of the medians

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from model.config import GPTConfig, check_int  # noqa: F401  (GPTConfig is re-exported)
+from model.config import GPTConfig
 
 # Dropout on the CPU. nn.Dropout draws a float per element (aten::bernoulli_, 7 ns/element
 # here, 14-21% of a CPU-safe step) and pushes SDPA off its fused kernel. Here a keep-mask

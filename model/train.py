@@ -18,12 +18,17 @@ from pathlib import Path
 
 import torch
 
-from model.config import AMPS, DEVICES, SCHEDULES, SampleConfig, TrainConfig  # noqa: F401  (re-exported)
+from model.config import AMPS, DEVICES, SampleConfig, TrainConfig
 from model.data import Dataset
 from model.errors import ConfigError
 from model.files import atomic_path
 from model.gpt import GPT, GPTConfig
 from model.sample import CHECKPOINT_FORMAT, generate_text
+
+# What trained a run, as far as its numbers go: bump it whenever a change to this package
+# changes what the same config and seed train to (the orchestrator records it with every run
+# and reuses a finished run only for the same version).
+TRAIN_CODE_VERSION = 2
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -224,6 +229,7 @@ class Trainer:
             torch.set_num_threads(previous)
 
     def _run(self) -> dict[str, float]:
+        # long: the training loop reads as one piece, as nanoGPT's train.py does
         cfg, dev = self.cfg, self.device
         t_start = time.perf_counter()
         torch.manual_seed(cfg.seed)

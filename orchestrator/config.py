@@ -65,6 +65,15 @@ def config_params(params: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in params.items() if is_config_key(k)}
 
 
+def recorded_config(run) -> RunConfig:
+    """The config recorded with a run (a `tracking.RunInfo`): what sweeps start from, never
+    a profile read again."""
+    try:
+        return from_flat(config_params(run.params))
+    except Exception as e:  # a store written by another version of the tool
+        raise UserError(f"run {run.run_id} has a config this version cannot read: {e}") from None
+
+
 def parse_bool(raw: Any) -> bool | None:
     """true/false, yes/no, on/off, 1/0 (any case) -> bool; anything else -> None."""
     if isinstance(raw, bool):

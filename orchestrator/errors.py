@@ -22,3 +22,9 @@ class StoreError(Exception):
     locked, a path too long): one line naming the store and the cause, exit code 1."""
 
     exit_code = 1
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message ('' when it has none)."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else ""

@@ -41,8 +41,10 @@ def git_commit(where: Path | None = None) -> str | None:
 
 @functools.cache
 def tags() -> dict[str, str]:
-    out = {f"sweep.version.{p}": version(p) for p in PACKAGES}
+    from .tracking.schema import TAG_GIT_COMMIT, TAG_VERSION_PREFIX
+
+    out = {f"{TAG_VERSION_PREFIX}{p}": version(p) for p in PACKAGES}
     commit = git_commit()
     if commit:
-        out["sweep.git_commit"] = commit
+        out[TAG_GIT_COMMIT] = commit
     return out

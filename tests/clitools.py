@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 
@@ -51,3 +54,33 @@ def wait_for_running(
                 return run
         time.sleep(0.05)
     raise AssertionError("no run reached its first eval in time")
+
+
+LONG = ["--set", "max_steps=5000", "--set", "eval_every=5"]
+SHORT = ["--set", "max_steps=20", "--set", "eval_every=10"]
+
+
+def env_with_tmp(tmp_path: Path) -> dict:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir(exist_ok=True)
+    return {**os.environ, "TMPDIR": str(tmp), "OMP_NUM_THREADS": "1"}
+
+
+def baseline_args(store: str, corpus: Path, *more: str) -> list[str]:
+    return ["baseline", "--profile", "smoke", "--data", str(corpus), "--tracking-uri", store, *more]
+
+
+@contextlib.contextmanager
+def tmpfs(where: Path, size: str):
+    where.mkdir(parents=True, exist_ok=True)
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)]
+        ).returncode
+    ):
+        pytest.skip("needs root to mount a tmpfs (CI runs as root)")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)

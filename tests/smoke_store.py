@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from envs import env_of
 
 DROPOUT_VALUES = ["0.0", "0.2"]  # 0.0 is the smoke baseline's value: the baseline stands for it
 
@@ -28,16 +29,16 @@ _CACHE: dict[str, SmokeStore] = {}
 
 
 def build_store(root: Path, corpus: Path) -> SmokeStore:
-    from orchestrator.ablate import run_ablation
-    from orchestrator.baseline import record_baseline
     from orchestrator.config import build
+    from orchestrator.sweeps.ablate import run_ablation
+    from orchestrator.sweeps.baseline import record_baseline
     from orchestrator.tracking import Tracker
 
     cfg = build("smoke", {"max_steps": "30", "eval_every": "10"}, data=str(corpus))
     uri = f"sqlite:///{root / 'mlflow.db'}"
     tracker = Tracker(uri, "char-gpt")
-    base = record_baseline(tracker, cfg, seeds=2)
-    sweep = run_ablation(tracker, "dropout", DROPOUT_VALUES, seeds=None)
+    base = record_baseline(env_of(tracker), cfg, seeds=2)
+    sweep = run_ablation(env_of(tracker), "dropout", DROPOUT_VALUES, seeds=None)
     return SmokeStore(root, uri, "char-gpt", tracker.experiment_id, base.run_id, sweep.parent_id)
 
 

@@ -1,7 +1,10 @@
 """The architecture DESIGN.md asks for, checked on the source (a reviewer's rules, as tests):
 
 - one concept per module: no module of model/ or orchestrator/ over 400 lines;
-- no import cycle between project modules; results/ never imports the strategies;
+- no import cycle between project modules, through package faces too (importing `pkg.mod`
+  runs `pkg/__init__` first); results/ never imports sweeps/ or execution/, and never writes
+  to the store; only sweeps/ imports execution/;
+- no function over 60 lines without a `# long:` comment saying why;
 - mlflow only under orchestrator/tracking/, optuna only under orchestrator/search/ and the
   storage adapter (studies.py), model/ nothing of the orchestration;
 - run states are an enum: MLflow status literals only in the tracking schema;
@@ -30,20 +33,23 @@ PACKAGES = ("model", "orchestrator")
 MAX_LINES = 400
 
 
-def sources(package: str = "orchestrator") -> list[Path]:
-    return sorted((ROOT / package).rglob("*.py"))
+def sources(package: str = "orchestrator", root: Path = ROOT) -> list[Path]:
+    return sorted((root / package).rglob("*.py"))
 
 
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts = parts[:-1]
     return ".".join(parts)
 
 
-def imports(path: Path) -> set[str]:
-    """Absolute names of every module `path` imports (top level and inside functions)."""
-    here = module_name(path).split(".")
+def imports(path: Path, root: Path = ROOT, known: set[str] | None = None) -> set[str]:
+    """Absolute names of every module `path` imports (top level and inside functions).
+
+    `from pkg import name` is an import of the submodule `pkg.name` when there is one (in
+    `known`), else of `pkg` itself: the package's face, which defines `name`."""
+    here = module_name(path, root).split(".")
     if path.name != "__init__.py":
         here = here[:-1]  # the package the module is in
     found: set[str] = set()
@@ -56,18 +62,54 @@ def imports(path: Path) -> set[str]:
                 mod = ".".join([*base, *([node.module] if node.module else [])])
             else:
                 mod = node.module or ""
-            found.add(mod)
-            found |= {f"{mod}.{a.name}" for a in node.names}  # `from pkg import module`
+            subs = {f"{mod}.{a.name}" for a in node.names}
+            found |= subs
+            if known is None or not subs <= known:
+                found.add(mod)  # a name the package's face defines
     return found
 
 
-def project_graph() -> dict[str, set[str]]:
-    names = {module_name(p): p for pkg in PACKAGES for p in sources(pkg)}
+def project_graph(root: Path = ROOT, packages=PACKAGES) -> dict[str, set[str]]:
+    """Module -> the project modules that importing it runs first. Importing `a.b.c` runs
+    `a/__init__` and `a/b/__init__` too (the faces of its packages), unless the importer
+    is inside that package already (its face ran before it)."""
+    names = {module_name(p, root): p for pkg in packages for p in sources(pkg, root)}
     graph = {}
     for name, path in names.items():
-        deps = {d for d in imports(path) if d in names and d != name}
+        deps = set()
+        for d in imports(path, root, set(names)):
+            if d not in names or d == name:
+                continue
+            deps.add(d)
+            parts = d.split(".")
+            for i in range(1, len(parts)):
+                face = ".".join(parts[:i])
+                if face in names and not (name + ".").startswith(face + "."):
+                    deps.add(face)
         graph[name] = deps
     return graph
+
+
+def cycles_in(graph: dict[str, set[str]]) -> list[list[str]]:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for dep in sorted(graph[node]):
+            if state.get(dep) == 1:
+                cycles.append([*stack[stack.index(dep) :], dep])
+            elif dep not in state:
+                visit(dep)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    return cycles
 
 
 def roots(path: Path) -> set[str]:
@@ -88,58 +130,128 @@ def test_no_module_over_400_lines():
     assert long == {}
 
 
-def test_search_and_results_are_packages():
-    for pkg in ("search", "results", "tracking", "cli"):
+def test_the_concepts_are_packages():
+    for pkg in ("sweeps", "sweeps/search", "execution", "results", "tracking", "cli"):
         assert (ROOT / "orchestrator" / pkg / "__init__.py").is_file(), pkg
         assert not (ROOT / "orchestrator" / f"{pkg}.py").exists(), pkg
 
 
 def test_no_import_cycles():
-    graph = project_graph()
-    # a package's __init__ re-exporting its own modules is not a cycle between concepts
-    for name, deps in graph.items():
-        graph[name] = {d for d in deps if not name.startswith(d + ".")}
-    state: dict[str, int] = {}
-    stack: list[str] = []
-    cycles: list[list[str]] = []
-
-    def visit(node: str) -> None:
-        state[node] = 1
-        stack.append(node)
-        for dep in sorted(graph[node]):
-            if state.get(dep) == 1:
-                cycles.append([*stack[stack.index(dep) :], dep])
-            elif dep not in state:
-                visit(dep)
-        stack.pop()
-        state[node] = 2
-
-    for node in sorted(graph):
-        if node not in state:
-            visit(node)
-    assert cycles == []
+    """Through package faces too: a module that imports its own package's face (for a name
+    the face defines) while the face imports that module is a cycle."""
+    assert cycles_in(project_graph()) == []
 
 
-STRATEGIES = ("search", "ablate", "baseline", "runner", "confirm", "until_clear")
+PLANTED = {
+    # a face that imports its module, whose module takes a name from the face
+    "face": {"__init__.py": "from .mod import f\nX = 1\n", "mod.py": "from . import X\n"},
+    # the same through an absolute import of the package
+    "absface": {
+        "__init__.py": "from absface.mod import f\nX = 1\n",
+        "mod.py": "import absface\n",
+    },
+    # a module outside that imports pkg.mod, which runs pkg's face, which imports it back
+    "outer": {
+        "__init__.py": "",
+        "a.py": "from outer.pkg.mod import f\n",
+        "pkg/__init__.py": "from outer import a\n",
+        "pkg/mod.py": "def f(): ...\n",
+    },
+}
 
 
-def test_results_never_import_the_strategies():
-    def strategy(name: str) -> bool:
-        parts = name.split(".")
-        return parts[0] == "orchestrator" and len(parts) > 1 and parts[1] in STRATEGIES
+@pytest.mark.parametrize("name", sorted(PLANTED))
+def test_the_cycle_check_sees_a_cycle_planted_through_a_package_face(tmp_path, name):
+    for rel_path, text in PLANTED[name].items():
+        path = tmp_path / name / rel_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert cycles_in(project_graph(tmp_path, (name,))) != []
 
+
+def test_a_package_face_re_exporting_its_modules_is_no_cycle(tmp_path):
+    files = {"pkg/__init__.py": "from .a import f\nfrom .b import g\n",
+             "pkg/a.py": "def f(): ...\n", "pkg/b.py": "from .a import f\ndef g(): ...\n"}  # fmt: skip
+    for rel_path, text in files.items():
+        (tmp_path / rel_path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel_path).write_text(text, encoding="utf-8")
+    assert cycles_in(project_graph(tmp_path, ("pkg",))) == []
+
+
+def _under(name: str, *packages: str) -> bool:
+    return any(
+        name == f"orchestrator.{p}" or name.startswith(f"orchestrator.{p}.") for p in packages
+    )
+
+
+def test_results_never_import_the_sweeps_or_the_execution_layer():
     bad = {
-        rel(p): sorted(d for d in imports(p) if strategy(d))
+        rel(p): sorted(d for d in imports(p) if _under(d, "sweeps", "execution"))
         for p in (ROOT / "orchestrator" / "results").rglob("*.py")
     }
     assert {k: v for k, v in bad.items() if v} == {}
+
+
+def test_only_the_sweeps_import_the_execution_layer():
+    """What to train (sweeps/) apart from how and where (execution/): the CLI, results/ and
+    the adapters never reach the execution layer; only sweeps/ (and execution/ itself) do."""
+    bad = {
+        rel(p): sorted(d for d in imports(p) if _under(d, "execution"))
+        for p in sources()
+        if not _under(module_name(p), "sweeps", "execution")
+    }
+    assert {k: v for k, v in bad.items() if v} == {}
+
+
+STORE_WRITES = {"set_tag", "set_tags", "end_run", "create_run", "delete_run", "reopen",
+                "log_artifact", "log_artifacts", "log_text", "log_history", "log_dataset",
+                "log_metric", "log_metrics", "log_param", "log_params", "log_batch"}  # fmt: skip
+
+
+def store_writes(path: Path) -> list[str]:
+    return [
+        f"{node.lineno}: {node.func.attr}"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and (node.func.attr in STORE_WRITES or node.func.attr.startswith("log_"))
+    ]
+
+
+def test_results_never_write_to_the_store():
+    """results/ reads the store and builds tables, figures and reports; attaching them to a
+    parent run is the sweep's (sweeps/attach.py)."""
+    found = {rel(p): store_writes(p) for p in (ROOT / "orchestrator" / "results").rglob("*.py")}
+    assert {k: v for k, v in found.items() if v} == {}
+
+
+MAX_FUNCTION_LINES = 60
+LONG_REASON = "# long:"  # a function over the limit says why, in a comment in its body
+
+
+def long_functions(path: Path) -> list[str]:
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    out = []
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            n = node.end_lineno - node.lineno + 1
+            body = lines[node.lineno - 1 : node.end_lineno]
+            if n > MAX_FUNCTION_LINES and not any(LONG_REASON in ln for ln in body):
+                out.append(f"{node.name} ({n} lines)")
+    return out
+
+
+def test_no_function_over_60_lines_without_a_reason():
+    found = {rel(p): long_functions(p) for pkg in PACKAGES for p in sources(pkg)}
+    assert {k: v for k, v in found.items() if v} == {}
 
 
 def test_mlflow_only_in_tracking_optuna_only_in_search_and_the_storage_adapter():
     mlflow = sorted(rel(p) for p in sources() if "mlflow" in roots(p))
     assert mlflow and all(p.startswith("orchestrator/tracking/") for p in mlflow), mlflow
     optuna = sorted(rel(p) for p in sources() if "optuna" in roots(p))
-    allowed = ("orchestrator/search/", "orchestrator/studies.py")
+    allowed = ("orchestrator/sweeps/search/", "orchestrator/studies.py")
     assert optuna and all(p.startswith(allowed) for p in optuna), optuna
     # nor does anything reach around the tracker to MLflow's client
     leaks = sorted(rel(p) for p in sources() if ".client." in p.read_text(encoding="utf-8"))
@@ -318,7 +430,7 @@ def test_deprecated_optuna_api_fails_the_tests():
 
 
 def test_tests_mirror_the_packages():
-    for pkg in ("search", "results", "tracking", "cli"):
+    for pkg in ("sweeps", "sweeps/search", "execution", "results", "tracking", "cli"):
         folder = ROOT / "tests" / "orchestrator" / pkg
         assert folder.is_dir() and list(folder.glob("test_*.py")), pkg
     assert list((ROOT / "tests" / "e2e").glob("test_*.py"))  # slow end-to-end tests

@@ -11,7 +11,6 @@ import typer
 from typer.core import TyperGroup
 
 from ..results.export import PrintedFormat
-from ..tracking.schema import DEFAULT_EXPERIMENT as DEFAULT_EXPERIMENT  # re-exported: read, train
 
 
 class OneLineErrors(TyperGroup):
@@ -94,6 +93,14 @@ Threads = Annotated[
         "of a run's identity. On a busy machine 1 can be faster.",
     ),
 ]
+Retrain = Annotated[
+    bool,
+    typer.Option(
+        "--retrain",
+        help="Train every run anew, even one whose config, seed, corpus and code a finished run "
+        "of the experiment already trained (by default that run is reused and linked).",
+    ),
+]
 BaselineId = Annotated[
     str | None, typer.Option("--baseline", help="Baseline run id (default: the latest).")
 ]
@@ -129,14 +136,13 @@ def check_settings(margin: float | None, alpha: float | None) -> None:
     settings_for(None, alpha, margin)
 
 
-def print_table(df, fmt) -> None:
+def print_table(table, fmt) -> None:
     """The table, and under a human-readable one the sentence saying what its verdicts mean."""
     from ..results.export import render
-    from ..results.table import legend
 
-    typer.echo(render(df, fmt))
+    typer.echo(render(table, fmt))
     if fmt in ("table", "md"):
-        typer.echo("\n" + legend(df))
+        typer.echo("\n" + table.legend)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -208,7 +214,20 @@ def _tracker(experiment: str, tracking_uri: str | None, create: bool = True, wri
     return tracker
 
 
-def _progress():
+def _env(
+    experiment: str,
+    tracking_uri: str | None,
+    *,
+    threads: int | None = None,
+    retrain: bool = False,
+    create: bool = True,
+):
+    """What a training command's runs share (built once per command): the store (with runs
+    dead processes left RUNNING ended first), progress on stderr, the run-only settings; and
+    SIGTERM/SIGHUP from here on end the current run KILLED, like Ctrl-C."""
     from ..progress import Progress
+    from ..sweeps import command_env
 
-    return Progress()
+    tracker = _tracker(experiment, tracking_uri, create=create, writes=True)
+    _signals_as_interrupt()
+    return command_env(tracker, Progress(), threads=threads, retrain=retrain)

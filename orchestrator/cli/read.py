@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from ..results.export import Format
+from ..tracking.schema import DEFAULT_EXPERIMENT
 from .common import (
-    DEFAULT_EXPERIMENT,
     Alpha,
     Experiment,
     KnobName,
@@ -60,23 +60,23 @@ def table(
     """The comparison table of a sweep against its baseline."""
     from ..errors import UserError
     from ..results.export import format_for, render, write_atomic
-    from ..results.table import legend, sweep_table
+    from ..results.table import sweep_table
     from ..tracking import find_sweep
 
     chosen = format_for(output, fmt) if output else (fmt or Format.TABLE)
     check_settings(margin, alpha)
     tracker = _tracker(experiment, tracking_uri, create=False)
-    df = sweep_table(tracker, find_sweep(tracker, sweep, knob), alpha, margin)
-    data = render(df, chosen)
+    table = sweep_table(tracker, find_sweep(tracker, sweep, knob), alpha, margin)
+    data = render(table, chosen)
     if output:
         write_atomic(output, data)
-        typer.echo(f"wrote {output} ({chosen}, {len(df)} rows)")
+        typer.echo(f"wrote {output} ({chosen}, {len(table.rows)} rows)")
     elif isinstance(data, bytes):
         raise UserError(f"{chosen} is binary: give -o FILE")
     else:
         typer.echo(data)
         if chosen in (Format.TABLE, Format.MD):
-            typer.echo("\n" + legend(df))
+            typer.echo("\n" + table.legend)
 
 
 @app.command()
@@ -164,10 +164,12 @@ def plot(
 ) -> None:
     """Figures of a sweep (learning curves, deltas, Optuna), also attached to its parent run."""
     from ..results.plots import plot_sweep
+    from ..sweeps.attach import attach_figures
     from ..tracking import find_sweep
 
     tracker = _tracker(experiment, tracking_uri, create=False)
     result = plot_sweep(tracker, find_sweep(tracker, sweep, knob), output)
+    attach_figures(tracker, result.parent_id, result.paths)
     for note in result.notes:
         typer.secho(f"note: {note}", err=True)
     for path in result.paths:
@@ -220,7 +222,7 @@ def ui(
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Start the MLflow UI on the same store (Ctrl-C stops it)."""
-    from ..results.ui import serve_ui
+    from ..ui import serve_ui
 
     code = serve_ui(tracking_uri, host, port, echo=typer.echo)
     raise typer.Exit(code)

@@ -8,20 +8,18 @@ import typer
 
 from ..choices import Pruner, Sampler
 from ..results.export import PrintedFormat
-from ..tracking.schema import RunState
+from ..tracking.schema import DEFAULT_EXPERIMENT, RunState
 from .common import (
-    DEFAULT_EXPERIMENT,
     Alpha,
     BaselineId,
     Experiment,
     Margin,
     PrintFormat,
+    Retrain,
     Seeds,
     Threads,
     TrackingUri,
-    _progress,
-    _signals_as_interrupt,
-    _tracker,
+    _env,
     app,
     check_settings,
     fail,
@@ -48,20 +46,21 @@ def baseline(
         typer.Option("--data", help="Corpus: shakespeare (default), pydoc, or a text file."),
     ] = None,
     threads: Threads = None,
+    retrain: Retrain = False,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Train and record the baseline every later sweep compares against."""
-    from ..baseline import record_baseline
     from ..config import build, parse_overrides
+    from ..sweeps.baseline import record_baseline
 
     overrides = parse_overrides(set_ or [])
     if threads is not None:
         overrides["threads"] = str(threads)
     cfg = build(profile, overrides, data)
-    tracker = _tracker(experiment, tracking_uri, writes=True)
-    _signals_as_interrupt()
-    result = record_baseline(tracker, cfg, seeds, _progress())
+    env = _env(experiment, tracking_uri, retrain=retrain)
+    result = record_baseline(env, cfg, seeds)
+    tracker = env.tracker
     typer.echo(f"baseline run {result.run_id} in experiment '{experiment}' ({tracker.uri})")
     if not result.ok:
         raise fail(
@@ -102,33 +101,31 @@ def ablate(
     alpha: Alpha = None,
     baseline_id: BaselineId = None,
     threads: Threads = None,
+    retrain: Retrain = False,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
     fmt: PrintFormat = PrintedFormat.TABLE,
 ) -> None:
     """Change one knob at a time against the recorded baseline, then print the comparison."""
-    from ..ablate import run_ablation, split_values
-    from ..results.table import sweep_table
+    from ..sweeps.ablate import run_ablation, split_values
 
     check_settings(margin, alpha)
-    tracker = _tracker(experiment, tracking_uri, create=False, writes=True)
-    _signals_as_interrupt()
+    env = _env(experiment, tracking_uri, threads=threads, retrain=retrain, create=False)
     result = run_ablation(
-        tracker,
+        env,
         knob,
         split_values(values),
         seeds,
         baseline_id,
-        _progress(),
         margin=margin,  # None: what the sweep recorded (a new sweep: the default)
         alpha=alpha,
         until_clear=until_clear,
         max_seeds=max_seeds,
-        threads=threads,
     )
-    df = sweep_table(tracker, tracker.get_run(result.parent_id))
-    print_table(df, fmt)
-    typer.echo(f"\nsweep run {result.parent_id}; browse it with `sweep ui` (store {tracker.uri})")
+    print_table(result.table, fmt)
+    typer.echo(
+        f"\nsweep run {result.parent_id}; browse it with `sweep ui` (store {env.tracker.uri})"
+    )
     failed = [o for o in result.trained if o.state is RunState.FAILED]
     if failed:
         typer.secho(
@@ -185,23 +182,24 @@ def search(
         int | None,
         typer.Option(
             "--confirm",
-            help="Then re-train the top K trials with the baseline's seeds (sweep confirm).",
+            help="Then re-train the top K trials on seeds the search never trained (sweep confirm).",
         ),
     ] = None,
     baseline_id: BaselineId = None,
     threads: Threads = None,
+    retrain: Retrain = False,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
     fmt: PrintFormat = PrintedFormat.TABLE,
 ) -> None:
     """Optuna search around the recorded baseline, every trial a nested MLflow run."""
-    from ..search import report_lines, run_search
+    # long: most of its lines are the Typer options above; the body is a few calls
+    from ..sweeps.search import report_lines, run_search
 
     _check_confirm(confirm, trials)  # before anything trains
-    tracker = _tracker(experiment, tracking_uri, create=False, writes=True)
-    _signals_as_interrupt()
+    env = _env(experiment, tracking_uri, threads=threads, retrain=retrain, create=False)
     result = run_search(
-        tracker,
+        env,
         trials=trials,
         space=space,
         sampler=sampler,
@@ -212,14 +210,12 @@ def search(
         seed=seed,
         timeout=timeout,
         baseline_id=baseline_id,
-        progress=_progress(),
-        threads=threads,
     )
     print_table(result.table, fmt)
     typer.echo("\n" + "\n".join(report_lines(result)))
     if confirm:
         typer.echo("")
-        _confirm(tracker, result.parent_id, confirm, None, None, None, fmt, threads)
+        _confirm(env, result.parent_id, confirm, None, None, None, fmt)
 
 
 def _check_confirm(top: int | None, trials: int) -> None:
@@ -234,16 +230,13 @@ def _check_confirm(top: int | None, trials: int) -> None:
         )
 
 
-def _confirm(tracker, sweep_id, top, seeds, margin, alpha, fmt, threads=None) -> None:
-    from ..confirm import run_confirm
-    from ..results.table import sweep_table
+def _confirm(env, sweep_id, top, seeds, margin, alpha, fmt) -> None:
+    from ..sweeps.confirm import run_confirm
 
-    result = run_confirm(
-        tracker, sweep_id, top, seeds, _progress(), margin=margin, alpha=alpha, threads=threads
-    )
+    result = run_confirm(env, sweep_id, top, seeds, margin=margin, alpha=alpha)
     for note in result.notes:
         typer.secho(f"note: {note}", err=True)
-    print_table(sweep_table(tracker, tracker.get_run(result.parent_id)), fmt)
+    print_table(result.table, fmt)
     typer.echo(
         f"\nconfirm run {result.parent_id}; `sweep table --sweep {result.parent_id}` prints it again"
     )
@@ -263,12 +256,12 @@ def confirm(
     margin: Margin = None,
     alpha: Alpha = None,
     threads: Threads = None,
+    retrain: Retrain = False,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
     fmt: PrintFormat = PrintedFormat.TABLE,
 ) -> None:
-    """Re-train a search's top trials with the baseline's seeds: paired verdicts, no winner's curse."""
+    """Re-train a search's top trials on seeds the search never trained: paired verdicts, no winner's curse."""
     check_settings(margin, alpha)
-    tracker = _tracker(experiment, tracking_uri, create=False, writes=True)
-    _signals_as_interrupt()
-    _confirm(tracker, sweep, top, seeds, margin, alpha, fmt, threads)
+    env = _env(experiment, tracking_uri, threads=threads, retrain=retrain, create=False)
+    _confirm(env, sweep, top, seeds, margin, alpha, fmt)

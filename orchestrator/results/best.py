@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .. import tracking as T
 from ..errors import UserError
 from ..tracking import Role, RunState
+from .verdicts import Verdict
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from .table import Table
 
 
 def has_checkpoint(run: T.RunInfo) -> bool:
@@ -26,9 +26,11 @@ def has_checkpoint(run: T.RunInfo) -> bool:
 
 
 def best_run(tracker: T.Tracker, sweep_id: str | None = None) -> T.RunInfo:
+    """The trained run with the lowest best val loss (of a sweep: its children, a reused
+    child standing for the run it links to, which holds the checkpoint)."""
     if sweep_id:
         tracker.get_run(sweep_id)
-        runs = tracker.children(sweep_id)
+        runs = [T.source_of(tracker, r) for r in tracker.children(sweep_id)]
     else:
         runs = tracker.search(f"attributes.status = '{T.FINISHED_STATUS}'")
     done = [
@@ -50,7 +52,7 @@ class Best:
     mean: float
     base_mean: float
     run: T.RunInfo | None
-    verdict: str = ""
+    verdict: Verdict = Verdict.NO_RESULT
     delta: str = ""  # the delta with its interval, as the table shows it
     changes: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (baseline, best)
     command: str = ""  # only for a `better` verdict: nothing else is recommended
@@ -58,7 +60,7 @@ class Best:
     @property
     def beats_baseline(self) -> bool:
         """Only a `better` verdict beats the baseline: a lower mean alone may be seed noise."""
-        return self.verdict == "better"
+        return self.verdict is Verdict.BETTER
 
     def advice(self, sweep: T.RunInfo) -> str:
         """What to do, in one sentence, from the verdict (never more than it claims)."""
@@ -68,7 +70,7 @@ class Best:
                 f"Best variant: {self.value}, better than the baseline ({self.delta} best val "
                 f"loss). Changes against the baseline: {changed}. Train it as the new baseline with:"
             )
-        if self.verdict == "single seed" and sweep.tags.get(T.TAG_ROLE) == Role.SEARCH:
+        if self.verdict is Verdict.SINGLE_SEED and sweep.tags.get(T.TAG_ROLE) == Role.SEARCH:
             return (
                 f"Lowest val loss: {self.value} ({self.delta}), a single-seed draw from many "
                 "trials: a candidate, not a result. Confirm it with the baseline's seeds: "
@@ -112,34 +114,24 @@ def ready_command(base: dict[str, str], changes: dict[str, tuple[str, str]], see
 
 
 def find_best(
-    tracker: T.Tracker, parent: T.RunInfo, df: pd.DataFrame, base_run: T.RunInfo
+    tracker: T.Tracker, parent: T.RunInfo, table: Table, base_run: T.RunInfo
 ) -> Best | None:
     """The variant to recommend: the lowest `better` row; else the lowest row, as a note."""
     from .export import interval_text
 
-    rows = df[(df["verdict"] != "baseline") & df["best_val_loss"].notna()]
-    if rows.empty:
+    row = table.lowest((Verdict.BETTER,)) or table.lowest()
+    if row is None:
         return None
-    better = rows[rows["verdict"] == "better"]
-    pick = better if not better.empty else rows
-    row = pick.loc[pick["best_val_loss"].idxmin()]
-    ids = set(str(row["run_ids"]).split())
+    ids = set(row.run_ids.split())
     runs = [
-        r
+        T.source_of(tracker, r)
         for r in tracker.children(parent.run_id)
-        if r.run_id in ids and r.state is RunState.COMPLETE and "best_val_loss" in r.metrics
+        if r.run_id in ids and T.has_result(r)
     ]
+    runs = [r for r in runs if "best_val_loss" in r.metrics]
     run = min(runs, key=lambda r: r.metrics["best_val_loss"]) if runs else None
-    base_mean = df.attrs.get("baseline_mean", math.nan)
-    delta = interval_text(row["delta"], row["delta_ci_low"], row["delta_ci_high"])
-    best = Best(
-        str(row["value"]),
-        float(row["best_val_loss"]),
-        float(base_mean),
-        run,
-        str(row["verdict"]),
-        delta,
-    )
+    delta = interval_text(row.delta, row.delta_ci_low, row.delta_ci_high)
+    best = Best(row.value, row.best_val_loss, table.baseline_mean, run, row.verdict, delta)
     if run is not None:
         best.changes = config_changes(base_run.params, run.params)
         if best.beats_baseline:
@@ -149,7 +141,8 @@ def find_best(
 
 
 def best_member(tracker: T.Tracker, base_run: T.RunInfo) -> T.RunInfo:
-    members = [r for r in T.baseline_members(tracker, base_run) if "best_val_loss" in r.metrics]
+    members = [T.source_of(tracker, r) for r in T.baseline_members(tracker, base_run)]
+    members = [r for r in members if "best_val_loss" in r.metrics]
     return min(members, key=lambda r: r.metrics["best_val_loss"]) if members else base_run
 
 
@@ -169,15 +162,10 @@ def standing(tracker: T.Tracker, run: T.RunInfo) -> str:
             "a single-seed search trial: a candidate, not a result; confirm it with the "
             f"baseline's seeds: sweep confirm --sweep {parent_id}"
         )
-    df = sweep_table(tracker, tracker.get_run(parent_id))
-    rows = df[df["value"] == run.tags.get(T.TAG_VALUE, run.name)]
-    if rows.empty:
+    row = sweep_table(tracker, tracker.get_run(parent_id)).row(run.tags.get(T.TAG_VALUE, run.name))
+    if row is None:
         return ""
-    row = rows.iloc[0]
-    delta = interval_text(row["delta"], row["delta_ci_low"], row["delta_ci_high"])
-    verdict = str(row["verdict"])
-    if verdict == "better":
+    delta = interval_text(row.delta, row.delta_ci_low, row.delta_ci_high)
+    if row.verdict is Verdict.BETTER:
         return f"verdict: better than the baseline ({delta} best val loss)"
-    return (
-        f"verdict: {verdict} ({delta}): not shown to beat the baseline; keep it unless that changes"
-    )
+    return f"verdict: {row.label} ({delta}): not shown to beat the baseline; keep it unless that changes"

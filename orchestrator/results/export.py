@@ -1,7 +1,8 @@
 """A comparison table in the formats people use: terminal, Markdown, CSV, JSON, HTML, Parquet.
 
-Numbers stay numbers in CSV/JSON/Parquet (read them back with pandas); the terminal,
-Markdown and HTML forms round them for reading. Files are written atomically.
+Every form is made from the command's `Table`. Numbers stay numbers in CSV/JSON/Parquet
+(read them back with pandas: its `.to_frame()`); the terminal, Markdown and HTML forms
+round them for reading and name columns for people. Files are written atomically.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from ..errors import UserError
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from .table import Table
 
 
 class Format(StrEnum):
@@ -65,20 +68,17 @@ def interval_text(delta: float, low: float, high: float) -> str:
     return f"{delta:+.4f} [{low:+.4f}, {high:+.4f}]"
 
 
-def interval_header(df: pd.DataFrame) -> str:
+def interval_header(table: Table) -> str:
     """`delta [95% CI]` at alpha 0.05, `delta [90% CI]` at 0.1: the level the table used
-    (`table.build_table` names it; rows of --until-clear each have their look's level)."""
-    from .settings import ci_label
-    from .verdicts import DEFAULT_ALPHA
-
-    label = df.attrs.get("ci_label") or ci_label(df.attrs.get("alpha", DEFAULT_ALPHA))
-    return f"delta [{label}]"
+    (rows of --until-clear each have their look's level)."""
+    return f"delta [{table.ci_label}]"
 
 
-def _display_frame(df: pd.DataFrame) -> pd.DataFrame:
+def _display_frame(table: Table) -> pd.DataFrame:
     """The table for reading: numbers rounded, the interval in one cell, ids left out."""
     import pandas as pd
 
+    df = table.to_frame()
     out = pd.DataFrame(
         {
             "knob": df["knob"],
@@ -88,7 +88,7 @@ def _display_frame(df: pd.DataFrame) -> pd.DataFrame:
                 _fmt(m, ".4f") + ("" if math.isnan(s) else f" ± {s:.4f}")
                 for m, s in zip(df["best_val_loss"], df["best_val_loss_std"], strict=True)
             ],
-            interval_header(df): [
+            interval_header(table): [
                 interval_text(d, lo, hi)
                 for d, lo, hi in zip(
                     df["delta"], df["delta_ci_low"], df["delta_ci_high"], strict=True
@@ -111,14 +111,16 @@ def _display_frame(df: pd.DataFrame) -> pd.DataFrame:
             ],
         }
     )
+    if df["note"].astype(bool).any():
+        out["note"] = df["note"]
     return out
 
 
-def render(df: pd.DataFrame, fmt: str) -> str | bytes:
+def render(table: Table, fmt: str) -> str | bytes:
     if fmt == "table":
         from tabulate import tabulate
 
-        shown = _display_frame(df)
+        shown = _display_frame(table)
         return tabulate(
             shown.values.tolist(),
             headers=list(shown.columns),
@@ -126,21 +128,21 @@ def render(df: pd.DataFrame, fmt: str) -> str | bytes:
             disable_numparse=True,
         )
     if fmt == "md":
-        return _display_frame(df).to_markdown(index=False, disable_numparse=True)
+        return _display_frame(table).to_markdown(index=False, disable_numparse=True)
     if fmt == "csv":
-        return df.to_csv(index=False)
+        return table.to_frame().to_csv(index=False)
     if fmt == "json":
-        return df.to_json(orient="records", indent=2)
+        return table.to_frame().to_json(orient="records", indent=2)
     if fmt == "html":
-        table = _display_frame(df).to_html(index=False, border=0, classes="sweep-table")
+        html = _display_frame(table).to_html(index=False, border=0, classes="sweep-table")
         # a charset, so browsers and pandas.read_html read the ± and Δ right
-        return f'<meta charset="utf-8">\n{table}\n'
+        return f'<meta charset="utf-8">\n{html}\n'
 
     if fmt == "parquet":
         import io
 
         buf = io.BytesIO()
-        df.to_parquet(buf, index=False)
+        table.to_frame().to_parquet(buf, index=False)
         return buf.getvalue()
     raise UserError(f"unknown format '{fmt}'; choose one of: {', '.join(FORMATS)}")
 

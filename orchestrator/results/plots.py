@@ -1,8 +1,9 @@
 """Figures people look at: learning curves, deltas against the baseline, Optuna's view.
 
-Every figure is a PNG made with matplotlib's Agg backend, written atomically, and (by
-default) attached to the sweep's parent run under `plots/` so it shows in the MLflow UI.
-Nothing here trains or changes a run's numbers; it only reads the store.
+Every figure is a PNG made with matplotlib's Agg backend, written atomically. Nothing here
+writes to the store: `sweep plot` attaches the files to the sweep's parent run (under
+`plots/`) through the sweep (`sweeps/attach.py`). The delta figure is drawn from the Table
+the command built, so its colours are the verdicts of the table printed beside it.
 """
 
 from __future__ import annotations
@@ -18,18 +19,20 @@ from .. import tracking as T
 from ..errors import UserError
 from ..paths import plots_dir, run_slug
 from .export import write_atomic
-from .table import Group, _sort_key, sweep_groups, sweep_table
+from .groups import SEARCH, Group, sort_key, sweep_groups, value_groups
+from .verdicts import Verdict
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from .table import Table
 
-ARTIFACT_DIR = "plots"
 CURVE_METRIC = "val_loss"
 VERDICT_COLORS = {
-    "better": "#2ca02c",
-    "worse": "#d62728",
-    "within noise": "#7f7f7f",
-    "single seed": "#1f77b4",
+    Verdict.BETTER: "#2ca02c",
+    Verdict.WORSE: "#d62728",
+    Verdict.EQUIVALENT: "#7f7f7f",
+    Verdict.INCONCLUSIVE: "#9467bd",
+    Verdict.SINGLE_SEED: "#1f77b4",
+    Verdict.UNSTABLE: "#ff7f0e",
 }
 MAX_LEGEND = 12  # more variants than this (a search): no per-variant legend entries
 FIGSIZE = (9.0, 5.5)
@@ -42,7 +45,6 @@ class PlotResult:
     out_dir: Path
     paths: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    attached: list[str] = field(default_factory=list)  # artifact paths on the parent run
 
 
 def sweep_slug(parent: T.RunInfo) -> str:
@@ -73,17 +75,22 @@ def _pyplot():
     return plt
 
 
-def save_png(fig, path: Path) -> Path:
-    """Render to memory, then write atomically (never half a PNG on disk)."""
+def save_png(fig, path: Path, description: str | None = None) -> Path:
+    """Render to memory, then write atomically (never half a PNG on disk). `description`
+    goes into the PNG's Description text chunk (the delta figure records there the verdicts
+    it was coloured by)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    meta = {"Description": description} if description else None
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", metadata=meta)
     _pyplot().close(fig)
     return write_atomic(path, buf.getvalue())
 
 
 def _curve_runs(group: Group) -> list[T.RunInfo]:
-    """Runs worth drawing: finished or pruned ones (a pruned curve shows where it stopped)."""
-    return [r for r in group.runs if r.state in (T.RunState.COMPLETE, T.RunState.PRUNED)]
+    """Runs worth drawing: finished, reused or pruned ones (a pruned curve shows where it
+    stopped)."""
+    drawn = (T.RunState.COMPLETE, T.RunState.REUSED, T.RunState.PRUNED)
+    return [r for r in group.runs if r.state in drawn]
 
 
 def _band(
@@ -104,6 +111,38 @@ def _band(
     )
 
 
+def _flops_scale(g: Group) -> float:
+    """Training FLOPs per step of a group's runs (the x scale of a curve against FLOPs)."""
+    from . import compute
+
+    per = [v for v in (compute.flops_per_step(r) for r in _curve_runs(g)) if math.isfinite(v)]
+    return statistics.fmean(per) if per else math.nan
+
+
+def _draw(ax, tracker: T.Tracker, g: Group, metric: str, x: str, style: dict) -> int:
+    """One group's mean curve and (with several seeds) its min-max band; returns how many
+    seeds were drawn (0: nothing to draw). `style`: the line's, plus `band` (its alpha)."""
+    hist = [h for h in (metric_history(tracker, r.run_id, metric) for r in _curve_runs(g)) if h]
+    steps, mean, lo, hi = _band(hist)
+    scale = 1.0 if x == "step" else _flops_scale(g)
+    steps = [st * scale for st in steps]
+    if not steps or not all(math.isfinite(v) for v in steps):
+        return 0
+    style = dict(style)
+    band = style.pop("band")
+    label = style.pop("label")
+    if label is not None and len(hist) > 1:
+        label = label.format(seeds=len(hist))
+    elif label is not None:
+        label = label.format(seeds=1).replace(" (1 seeds)", "").replace(", 1 seeds", "")
+    ax.plot(steps, mean, label=label, **style)
+    if len(hist) > 1:
+        ax.fill_between(
+            steps, lo, hi, color=style["color"], alpha=band, lw=0, zorder=style.get("zorder", 2) - 1
+        )
+    return len(hist)
+
+
 def figure_curves(
     tracker: T.Tracker,
     parent: T.RunInfo,
@@ -114,84 +153,37 @@ def figure_curves(
 ):
     """Val loss against step (or training FLOPs, `x="flops"`: a wider model costs more per
     step): the baseline thick and black, each variant's seeds as a band."""
-    from . import compute
-
-    def scale(g: Group) -> float:
-        if x == "step":
-            return 1.0
-        per = [v for v in (compute.flops_per_step(r) for r in _curve_runs(g)) if math.isfinite(v)]
-        return statistics.fmean(per) if per else math.nan
-
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=FIGSIZE)
     many = len(groups) > MAX_LEGEND
     cmap = plt.get_cmap("tab10" if len(groups) <= 10 else "viridis")
     drawn = 0
     for i, g in enumerate(groups):
-        hist = [h for h in (metric_history(tracker, r.run_id, metric) for r in _curve_runs(g)) if h]
-        steps, mean, lo, hi = _band(hist)
-        steps = [st * scale(g) for st in steps]
-        if not steps or not all(math.isfinite(v) for v in steps):
-            continue
-        color = cmap(i % 10) if len(groups) <= 10 else cmap(i / max(1, len(groups) - 1))
-        seeds = f" ({len(hist)} seeds)" if len(hist) > 1 else ""
-        label = (
-            None
-            if many
-            else f"{g.knob}={g.value}{seeds}"
-            if g.knob != "search"
-            else f"{g.value}{seeds}"
-        )
-        ax.plot(
-            steps,
-            mean,
-            color=color,
-            lw=1.0 if many else 1.8,
-            alpha=0.6 if many else 0.95,
-            label=label,
-            marker=None if many else "o",
-            ms=3,
-        )
-        if len(hist) > 1:
-            ax.fill_between(steps, lo, hi, color=color, alpha=0.15, lw=0)
-        drawn += 1
+        name = f"{g.knob}={g.value}" if g.knob != SEARCH else g.value
+        style = {
+            "color": cmap(i % 10) if len(groups) <= 10 else cmap(i / max(1, len(groups) - 1)),
+            "lw": 1.0 if many else 1.8,
+            "alpha": 0.6 if many else 0.95,
+            "label": None if many else name + " ({seeds} seeds)",
+            "marker": None if many else "o",
+            "ms": 3,
+            "zorder": 2,
+            "band": 0.15,
+        }
+        drawn += bool(_draw(ax, tracker, g, metric, x, style))
     if baseline is not None:
-        hist = [
-            h
-            for h in (metric_history(tracker, r.run_id, metric) for r in _curve_runs(baseline))
-            if h
-        ]
-        steps, mean, lo, hi = _band(hist)
-        steps = [st * scale(baseline) for st in steps]
-        if steps and all(math.isfinite(v) for v in steps):
-            seeds = f", {len(hist)} seeds" if len(hist) > 1 else ""
-            ax.plot(
-                steps,
-                mean,
-                color="black",
-                lw=3.0,
-                label=f"baseline ({baseline.knob}={baseline.value}{seeds})",
-                zorder=10,
-                marker="o",
-                ms=4,
-            )
-            if len(hist) > 1:
-                ax.fill_between(steps, lo, hi, color="black", alpha=0.12, lw=0, zorder=9)
-            drawn += 1
+        style = {"color": "black", "lw": 3.0, "zorder": 10, "marker": "o", "ms": 4, "band": 0.12,
+                 "label": f"baseline ({baseline.knob}={baseline.value}, {{seeds}} seeds)"}  # fmt: skip
+        drawn += bool(_draw(ax, tracker, baseline, metric, x, style))
     if not drawn:
         plt.close(fig)
         return None
     what = "step" if x == "step" else "training FLOPs"
     ax.set_xlabel(what)
     ax.set_ylabel(metric.replace("_", " "))
-    band = (
-        "shaded: min-max across seeds"
-        if any(len(_curve_runs(g)) > 1 for g in [*groups, *([baseline] if baseline else [])])
-        else ""
-    )
-    ax.set_title(
-        f"{parent.name}: {metric} against {what}" + (f"\n{band}" if band else ""), fontsize=11
-    )
+    seeded = any(len(_curve_runs(g)) > 1 for g in [*groups, *([baseline] if baseline else [])])
+    band = "\nshaded: min-max across seeds" if seeded else ""
+    ax.set_title(f"{parent.name}: {metric} against {what}{band}", fontsize=11)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="upper right")
     return fig
@@ -212,29 +204,24 @@ def _delta_label(value: str, baseline: bool, search: bool) -> str:
     return f"{value}\n(baseline)" if baseline and value != "baseline" else value
 
 
-def figure_deltas(parent: T.RunInfo, df: pd.DataFrame):
-    """Best val loss minus the baseline's per value; error bars are the seed std."""
+def figure_deltas(parent: T.RunInfo, table: Table):
+    """Best val loss minus the baseline's per value, coloured by the table's verdicts; error
+    bars are the seed std."""
     plt = _pyplot()
-    if df[(df["verdict"] != "baseline") & df["delta"].notna()].empty:
+    if not [r for r in table.variants if math.isfinite(r.delta)]:
         return None
-    base = df[df["verdict"] == "baseline"]
-    base_std = float(base["best_val_loss_std"].iloc[0]) if not base.empty else math.nan
-    rows = df[df["delta"].notna()]
-    if str(df["knob"].iloc[0]) != "search":  # the baseline's value in its place among the values
-        rows = rows.iloc[
-            sorted(range(len(rows)), key=lambda i: _sort_key(str(rows["value"].iloc[i])))
-        ]
+    base = next((r for r in table.rows if r.is_baseline), None)
+    base_std = base.best_val_loss_std if base is not None else math.nan
+    rows = [r for r in table.rows if math.isfinite(r.delta)]
+    knob = table.knob
+    if knob != SEARCH:  # the baseline's value in its place among the values
+        rows.sort(key=lambda r: sort_key(r.value))
     fig, ax = plt.subplots(figsize=FIGSIZE)
-    knob = str(df["knob"].iloc[0])
-    labels = [
-        _delta_label(str(v), w == "baseline", knob == "search")
-        for v, w in zip(rows["value"], rows["verdict"], strict=True)
-    ]
+    labels = [_delta_label(r.value, r.is_baseline, knob == SEARCH) for r in rows]
     x = list(range(len(rows)))
-    deltas = [float(v) for v in rows["delta"]]
-    stds = [float(s) if math.isfinite(float(s)) else 0.0 for s in rows["best_val_loss_std"]]
-    words = [str(w) for w in rows["verdict"]]
-    colors = [VERDICT_COLORS.get(w, "#9467bd") for w in words]
+    deltas = [r.delta for r in rows]
+    stds = [r.best_val_loss_std if math.isfinite(r.best_val_loss_std) else 0.0 for r in rows]
+    colors = [VERDICT_COLORS.get(r.verdict, "#8c564b") for r in rows]
     ax.bar(x, deltas, color=colors, alpha=0.85, width=0.6)
     pad = max(0.0, (3 - len(x)) / 2)
     ax.set_xlim(-0.6 - pad, len(x) - 0.4 + pad)
@@ -250,14 +237,37 @@ def figure_deltas(parent: T.RunInfo, df: pd.DataFrame):
         )
     ax.axhline(0.0, color="black", lw=1.2)
     span = max((abs(d) + s for d, s in zip(deltas, stds, strict=True)), default=0.0) or 1e-3
-    # Many bars: the delta alone, upright, small (the verdict is the bar's colour, see legend)
+    _annotate(ax, x, rows, stds, span)
+    # Labels upright while they fit side by side; turned a quarter (no overlap) when they don't
+    longest = max(len(line) for label in labels for line in label.splitlines())
+    upright = longest * LABEL_CHAR_IN * len(labels) <= FIGSIZE[0] * 0.8
+    size = 8 if len(labels) <= 2 * CROWDED_BARS else 6
+    ax.set_xticks(x, labels, rotation=0 if upright else 90, fontsize=size)
+    ax.set_xlabel(knob if knob != SEARCH else "trial")
+    ax.set_ylabel("Δ best val loss vs baseline (lower is better)")
+    ax.set_title(
+        f"{parent.name}: change in best val loss against the baseline\nerror bars: std across seeds",
+        fontsize=11,
+    )
+    ax.grid(True, axis="y", alpha=0.3)
+    shown = {r.verdict for r in rows}
+    names = [v for v in VERDICT_COLORS if v in shown]
+    handles = [plt.Rectangle((0, 0), 1, 1, color=VERDICT_COLORS[v]) for v in names]
+    h0, l0 = ax.get_legend_handles_labels()
+    ax.legend([*handles, *h0], [*map(str, names), *l0], fontsize=8, loc="best")
+    return fig
+
+
+def _annotate(ax, x: list[int], rows, stds: list[float], span: float) -> None:
+    """Each bar's delta and verdict over it; many bars: the delta alone, upright, small (the
+    verdict is the bar's colour, see the legend)."""
     crowded = len(x) > CROWDED_BARS
-    for xi, d, s, w in zip(x, deltas, stds, words, strict=True):
+    for xi, r, s in zip(x, rows, stds, strict=True):
+        d = r.delta
         y = d + s if d >= 0 else d - s
-        note = f"{d:+.3f}" if crowded else f"{d:+.4f}\n{w}"
-        text = "baseline" if w == "baseline" else note
+        note = f"{d:+.3f}" if crowded else f"{d:+.4f}\n{r.label}"
         ax.annotate(
-            text,
+            "baseline" if r.is_baseline else note,
             (xi, y),
             xytext=(0, 4 if d >= 0 else -4),
             textcoords="offset points",
@@ -267,25 +277,6 @@ def figure_deltas(parent: T.RunInfo, df: pd.DataFrame):
             rotation=90 if crowded else 0,
         )
     ax.set_ylim(-span * (2.5 if crowded else 1.5), span * (2.5 if crowded else 1.5))
-    # Labels upright while they fit side by side; turned a quarter (no overlap) when they don't
-    longest = max(len(line) for label in labels for line in label.splitlines())
-    upright = longest * LABEL_CHAR_IN * len(labels) <= FIGSIZE[0] * 0.8
-    size = 8 if len(labels) <= 2 * CROWDED_BARS else 6
-    ax.set_xticks(x, labels, rotation=0 if upright else 90, fontsize=size)
-    ax.set_xlabel(knob if knob != "search" else "trial")
-    ax.set_ylabel("Δ best val loss vs baseline (lower is better)")
-    ax.set_title(
-        f"{parent.name}: change in best val loss against the baseline\nerror bars: std across seeds",
-        fontsize=11,
-    )
-    ax.grid(True, axis="y", alpha=0.3)
-    handles = [
-        plt.Rectangle((0, 0), 1, 1, color=VERDICT_COLORS[w]) for w in VERDICT_COLORS if w in words
-    ]
-    names = [w for w in VERDICT_COLORS if w in words]
-    h0, l0 = ax.get_legend_handles_labels()
-    ax.legend([*handles, *h0], [*names, *l0], fontsize=8, loc="best")
-    return fig
 
 
 # -- searches ----------------------------------------------------------------------------
@@ -319,19 +310,16 @@ def _groups(tracker: T.Tracker, parent: T.RunInfo) -> tuple[Group | None, list[G
     except UserError:
         if parent.tags.get(T.TAG_BASELINE):
             raise
-        groups: dict[str, Group] = {}
-        for run in tracker.children(parent.run_id):
-            groups.setdefault(
-                run.tags.get(T.TAG_VALUE, run.name),
-                Group("search", run.tags.get(T.TAG_VALUE, run.name)),
-            ).runs.append(run)
-        return None, list(groups.values())
+        return None, value_groups(tracker, parent)
 
 
 def plot_sweep(
-    tracker: T.Tracker, parent: T.RunInfo, out_dir: Path | None = None, attach: bool = True
+    tracker: T.Tracker, parent: T.RunInfo, out_dir: Path | None = None, table: Table | None = None
 ) -> PlotResult:
-    """Write every figure of one sweep to `out_dir` and attach them to the parent run."""
+    """Write every figure of one sweep to `out_dir` (PNGs; the store is not written). The
+    delta figure uses `table` (the one the command printed), else the sweep's own."""
+    from .table import sweep_table
+
     out = Path(out_dir) if out_dir else default_dir(tracker, parent)
     result = PlotResult(parent.run_id, out)
     baseline, groups = _groups(tracker, parent)
@@ -346,12 +334,15 @@ def plot_sweep(
         fig = figure_curves(tracker, parent, baseline, groups, x="flops")
         if fig is not None:
             figs.append(("val-loss-flops", fig))
+    described: dict[str, str] = {}
     if baseline is not None:
-        fig = figure_deltas(parent, sweep_table(tracker, parent))
+        table = table if table is not None else sweep_table(tracker, parent)
+        fig = figure_deltas(parent, table)
         if fig is None:
             result.notes.append("no finished variant: no delta figure")
         else:
             figs.append(("delta-best-val-loss", fig))
+            described["delta-best-val-loss"] = verdicts_text(table)
     else:
         result.notes.append("the sweep names no baseline: no delta figure")
     if parent.tags.get(T.TAG_ROLE) == T.Role.SEARCH:
@@ -362,10 +353,10 @@ def plot_sweep(
             more, notes = figures_optuna(study)
             figs.extend(more)
             result.notes.extend(notes)
-    for name, fig in figs:
-        path = save_png(fig, out / f"{name}.png")
-        result.paths.append(path)
-        if attach:
-            tracker.log_artifact(parent.run_id, path, ARTIFACT_DIR)
-            result.attached.append(f"{ARTIFACT_DIR}/{path.name}")
+    result.paths = [save_png(fig, out / f"{name}.png", described.get(name)) for name, fig in figs]
     return result
+
+
+def verdicts_text(table: Table) -> str:
+    """`verdicts: 0.1=better; 0.2=inconclusive`: what the delta figure's colours say."""
+    return "verdicts: " + "; ".join(f"{r.value}={r.label}" for r in table.variants)

@@ -24,7 +24,7 @@ from ..errors import UserError
 from ..paths import reports_dir, slug
 from .best import best_member, find_best
 from .export import render, write_atomic
-from .table import legend, sweep_table
+from .table import Table, sweep_table
 
 REPORT_FORMATS = {".md": "md", ".markdown": "md", ".html": "html", ".htm": "html"}
 
@@ -117,8 +117,8 @@ def _baseline(base_run: T.RunInfo) -> dict[str, Any]:
     }
 
 
-def _best(tracker, parent, df, base_run, tmpdir: Path) -> dict[str, Any]:
-    best = find_best(tracker, parent, df, base_run)
+def _best(tracker, parent, table: Table, base_run, tmpdir: Path) -> dict[str, Any]:
+    best = find_best(tracker, parent, table, base_run)
     if best is None or best.run is None:
         return {
             "text": "No variant finished: nothing to recommend yet.",
@@ -150,6 +150,53 @@ def _figure(png: Path, title: str, fmt: str, report_dir: Path) -> dict[str, str]
     return {"title": title, "src": f"data:image/png;base64,{b64}"}
 
 
+@dataclass
+class _Where:
+    """Where one report's pieces go: its file and format, its figures, a scratch folder."""
+
+    out: Path
+    fmt: str
+    figures: Path
+    tmp: Path
+
+
+def _section(
+    tracker: T.Tracker, parent: T.RunInfo, table: Table, where: _Where, shown: set[str]
+) -> tuple[dict[str, Any], list[Path]]:
+    """One sweep's part of the report, from its one Table: rows, figures and advice agree."""
+    from . import plots
+
+    base_id = parent.tags.get(T.TAG_BASELINE, "")
+    base_run = tracker.get_run(base_id) if base_id else None
+    knob = parent.tags.get(T.TAG_KNOB)
+    counts = sorted(table.counts().items(), key=lambda kv: -kv[1])
+    res = plots.plot_sweep(tracker, parent, where.figures / plots.sweep_slug(parent), table)
+    section: dict[str, Any] = {
+        "name": parent.name,
+        "run_id": parent.run_id,
+        "about": f"Role {parent.tags.get(T.TAG_ROLE)}"
+        + (f", knob {knob}" if knob else "")
+        + f", state {parent.state}, against baseline {base_id or 'none'}.",
+        "table_md": str(render(table, "md")),
+        "table_html": str(render(table, "html")),
+        "legend": table.legend,
+        "baseline": None,
+        "best": None,
+        "counts": ", ".join(f"{n} {w}" for w, n in counts),
+        "notes": res.notes,
+        "figures": [
+            _figure(png, f"{parent.name}: {png.stem}", where.fmt, where.out.parent)
+            for png in res.paths
+        ],
+    }
+    if base_run is not None and base_id not in shown:
+        shown.add(base_id)
+        section["baseline"] = _baseline(base_run)
+    if base_run is not None:
+        section["best"] = _best(tracker, parent, table, base_run, where.tmp)
+    return section, res.paths
+
+
 def write_report(
     tracker: T.Tracker,
     sweeps: list[T.RunInfo],
@@ -157,50 +204,21 @@ def write_report(
     alpha: float | None = None,
     margin: float | None = None,
 ) -> ReportResult:
-    from . import plots
-
     out = Path(out)
     fmt = report_format(out)
     notes: list[str] = []
     figures: list[Path] = []
     sections: list[dict[str, Any]] = []
-    shown_baselines: set[str] = set()
+    shown: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="sweep-report-") as tmp:
         tmpdir = Path(tmp)
         fig_root = out.parent / f"{out.stem}-figures" if fmt == "md" else tmpdir / "figures"
+        where = _Where(out, fmt, fig_root, tmpdir)
         for parent in sweeps:
-            df = sweep_table(tracker, parent, alpha, margin)
-            base_id = parent.tags.get(T.TAG_BASELINE, "")
-            base_run = tracker.get_run(base_id) if base_id else None
-            knob = parent.tags.get(T.TAG_KNOB)
-            section: dict[str, Any] = {
-                "name": parent.name,
-                "run_id": parent.run_id,
-                "about": f"Role {parent.tags.get(T.TAG_ROLE)}"
-                + (f", knob {knob}" if knob else "")
-                + f", state {parent.state}, against baseline {base_id or 'none'}.",
-                "table_md": str(render(df, "md")),
-                "table_html": str(render(df, "html")),
-                "legend": legend(df),
-                "baseline": None,
-                "best": None,
-            }
-            if base_run is not None and base_id not in shown_baselines:
-                shown_baselines.add(base_id)
-                section["baseline"] = _baseline(base_run)
-            counts = df[df["verdict"] != "baseline"]["verdict"].value_counts()
-            section["counts"] = ", ".join(f"{n} {w}" for w, n in counts.items())
-            res = plots.plot_sweep(
-                tracker, parent, fig_root / plots.sweep_slug(parent), attach=False
-            )
-            notes += [f"{parent.name}: {n}" for n in res.notes]
-            section["notes"] = res.notes
-            section["figures"] = [
-                _figure(png, f"{parent.name}: {png.stem}", fmt, out.parent) for png in res.paths
-            ]
-            figures += res.paths
-            if base_run is not None:
-                section["best"] = _best(tracker, parent, df, base_run, tmpdir)
+            table = sweep_table(tracker, parent, alpha, margin)
+            section, paths = _section(tracker, parent, table, where, shown)
+            notes += [f"{parent.name}: {n}" for n in section["notes"]]
+            figures += paths
             sections.append(section)
         text = (
             _environment()

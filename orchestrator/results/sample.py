@@ -15,6 +15,12 @@ def checkpoint_run(tracker: T.Tracker, run_id: str) -> tuple[T.RunInfo, str | No
     from .best import best_run, has_checkpoint
 
     run = tracker.get_run(run_id)
+    if run.state is T.RunState.REUSED:
+        source = T.source_of(tracker, run)
+        return (
+            source,
+            f"{run.name} reused run {source.name} ({source.run_id}): sampling its checkpoint",
+        )
     if has_checkpoint(run):
         return run, None
     child = best_run(tracker, run_id)

@@ -16,12 +16,8 @@ from dataclasses import dataclass
 
 from ..errors import UserError
 from ..tracking import RunInfo
+from ..tracking.schema import TAG_ALPHA, TAG_MARGIN, TAG_SEQUENTIAL
 from .verdicts import DEFAULT_ALPHA, DEFAULT_MARGIN
-
-TAG_ALPHA = "sweep.alpha"
-TAG_MARGIN = "sweep.margin"
-# {"n0": .., "max_seeds": .., "values": [..]}: seeds added until clear, to these values
-TAG_SEQUENTIAL = "sweep.sequential"
 
 
 @dataclass(frozen=True)

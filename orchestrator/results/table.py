@@ -1,291 +1,237 @@
 """The comparison table: one row per configuration against the baseline, with verdicts.
 
-Rows are built from the runs in the store, by seed: a run's seed is its `sweep.seed` tag,
-and a (configuration, seed) counts once whatever its run was named. Each variant row is
-compared with the baseline on the seeds both have (paired t; Welch where seeds differ;
-see `verdicts.py`), Holm-adjusted across the table's variant rows, and judged better,
-worse, equivalent (inside ± the margin), inconclusive (with the seeds that would settle
-it) or single seed. A sweep run with `--until-clear` records its looks and the values they
-covered, and its table replays those rows with the same sequential levels, so a later
-`sweep table` says what the run said; a value added later without it is judged at fixed
-seeds (`judging.py`; the settings a sweep records: `settings.py`). Every row also carries
-its training FLOPs and the compute it needed to reach the baseline's best val loss
-(`compute.py`).
+`Table` is what every command builds once and hands on: its rows are typed (`TableRow`,
+each with a `Verdict`), it carries the settings it was decided with, the sentence that says
+what its verdicts mean and the level of its intervals; `.to_frame()` is the pandas view the
+exports write. Rows come from the runs in the store (`groups.py`), are decided by
+`judging.py` (paired t; Welch where seeds differ; Holm across rows; the replayed looks of
+`--until-clear`) and carry their training FLOPs and compute to target (`compute.py`).
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING
 
 from .. import tracking as T
-from ..errors import UserError
-from ..paths import tables_dir
-from ..tracking import RunInfo, RunState
+from ..tracking import RunInfo
 from . import compute
-from .export import render, write_atomic
+from .groups import Group, read_curve, sweep_groups
 from .judging import Judged, describe, judge
-from .settings import TAG_ALPHA, TAG_MARGIN, Settings, ci_label
-from .verdicts import DEFAULT_ALPHA, DEFAULT_MARGIN, Verdict
+from .settings import Settings, ci_label
+from .verdicts import Verdict
 
 if TYPE_CHECKING:
     import pandas as pd
 
-COLUMNS = [
-    "knob",
-    "value",
-    "seeds",
-    "best_val_loss",
-    "best_val_loss_std",
-    "delta",
-    "delta_ci_low",
-    "delta_ci_high",
-    "delta_pct",
-    "pairing",
-    "p_value",
-    "p_adjusted",
-    "verdict",
-    "seeds_needed",
-    "best_val_ppl",
-    "final_train_loss",
-    "train_val_gap",
-    "best_step",
-    "tokens_per_s",
-    "wall_s",
-    "params",
-    "train_flops",
-    "compute_to_target",
-    "state",
-    "run_ids",
-]
+NAN = math.nan
 
 
-@dataclass
-class Group:
-    """The runs (seeds) of one configuration."""
+@dataclass(frozen=True)
+class TableRow:
+    """One configuration against the baseline. `verdict` is the claim; `label` is what the
+    table prints for it (with the reason when nothing finished); `note` says where the
+    numbers come from when they were reused from another sweep's runs."""
 
     knob: str
     value: str
-    runs: list[RunInfo] = field(default_factory=list)
-    is_baseline: bool = False
-    curve: list[tuple[int, float]] = field(default_factory=list)  # mean val loss by step
+    seeds: int
+    best_val_loss: float
+    best_val_loss_std: float
+    delta: float
+    delta_ci_low: float
+    delta_ci_high: float
+    delta_pct: float
+    pairing: str
+    p_value: float
+    p_adjusted: float
+    verdict: Verdict
+    label: str
+    seeds_needed: float
+    best_val_ppl: float
+    final_train_loss: float
+    train_val_gap: float
+    best_step: float
+    tokens_per_s: float
+    wall_s: float
+    params: float
+    train_flops: float
+    compute_to_target: float
+    state: str
+    note: str
+    run_ids: str
 
-    def done(self) -> list[RunInfo]:
-        """Finished runs with a best val loss, one per seed (the first recorded wins)."""
-        out: dict[int | str, RunInfo] = {}
-        for r in sorted(self.runs, key=lambda r: r.start_time):
-            if r.state is RunState.COMPLETE and math.isfinite(
-                r.metrics.get("best_val_loss", math.nan)
-            ):
-                out.setdefault(seed_of(r), r)
-        return list(out.values())
-
-    def losses(self) -> dict[int | str, float]:
-        return {seed_of(r): r.metrics["best_val_loss"] for r in self.done()}
+    @property
+    def is_baseline(self) -> bool:
+        return self.verdict is Verdict.BASELINE
 
 
-def seed_of(run: RunInfo) -> int | str:
-    raw = run.tags.get(T.TAG_SEED, run.params.get("seed"))
-    try:
-        return int(raw)
-    except (TypeError, ValueError):
-        return run.run_id  # no seed recorded: a run of its own
+COLUMNS = [f.name for f in fields(TableRow) if f.name != "label"]
+
+
+@dataclass
+class Table:
+    """A sweep's rows (the baseline's first), how they were decided, and what they mean."""
+
+    rows: list[TableRow]
+    settings: Settings
+    legend: str
+    ci_label: str
+    baseline_mean: float = NAN
+    sweep: str = ""
+    sweep_run_id: str = ""
+    judged: Judged | None = field(default=None, repr=False)
+
+    @property
+    def variants(self) -> list[TableRow]:
+        return [r for r in self.rows if not r.is_baseline]
+
+    @property
+    def knob(self) -> str:
+        return self.rows[0].knob if self.rows else ""
+
+    def row(self, value: str) -> TableRow | None:
+        return next((r for r in self.rows if r.value == value), None)
+
+    def lowest(self, verdicts: tuple[Verdict, ...] | None = None) -> TableRow | None:
+        """The variant row with the lowest best val loss (among `verdicts` if given)."""
+        rows = [
+            r
+            for r in self.variants
+            if math.isfinite(r.best_val_loss) and (verdicts is None or r.verdict in verdicts)
+        ]
+        return min(rows, key=lambda r: r.best_val_loss, default=None)
+
+    def counts(self) -> dict[str, int]:
+        """How many variant rows read each verdict label."""
+        out: dict[str, int] = {}
+        for r in self.variants:
+            out[r.label] = out.get(r.label, 0) + 1
+        return out
+
+    def to_frame(self) -> pd.DataFrame:
+        """The rows as a DataFrame (the `verdict` column holds what the table prints)."""
+        import pandas as pd
+
+        records = []
+        for r in self.rows:
+            rec = asdict(r)
+            rec["verdict"] = rec.pop("label")
+            records.append(rec)
+        return pd.DataFrame(records, columns=COLUMNS)
 
 
 def _mean(runs: list[RunInfo], key: str) -> float:
     vals = [r.metrics[key] for r in runs if key in r.metrics and math.isfinite(r.metrics[key])]
-    return statistics.fmean(vals) if vals else math.nan
+    return statistics.fmean(vals) if vals else NAN
 
 
 def _flops(runs: list[RunInfo], fn) -> float:
     vals = [v for v in (fn(r) for r in runs) if math.isfinite(v)]
-    return statistics.fmean(vals) if vals else math.nan
+    return statistics.fmean(vals) if vals else NAN
 
 
 def compute_to_target(base: Group, group: Group) -> float:
     """Training FLOPs the variant needed to first reach the baseline's best (mean-curve) val
     loss, over what the baseline needed; NaN when it never did or nothing was recorded."""
     if not base.curve or not group.curve:
-        return math.nan
+        return NAN
     target = min(v for _, v in base.curve)
     base_step = compute.first_reaching(base.curve, target)
     step = compute.first_reaching(group.curve, target)
     base_fps = _flops(base.done(), compute.flops_per_step)
     fps = _flops(group.done(), compute.flops_per_step)
     if step is None or not base_step or not (base_fps > 0 and fps > 0):
-        return math.nan
+        return NAN
     return (fps * step) / (base_fps * base_step)
 
 
-def build_table(
-    baseline: Group, groups: list[Group], settings: Settings | None = None
-) -> pd.DataFrame:
-    import pandas as pd
+def _no_result(g: Group) -> str:
+    """What a row without a finished run prints: its states, and the first reason."""
+    states = sorted({str(r.state) for r in g.runs})
+    word = "/".join(states) or "no runs"
+    reasons = sorted({r.tags.get(T.TAG_REASON, "") for r in g.runs} - {""})
+    return word + (f": {reasons[0]}" if reasons else "")
 
+
+def _row(g: Group, decided, baseline: Group, base_mean: float) -> TableRow:
+    ok = g.done()
+    losses = [r.metrics["best_val_loss"] for r in ok]
+    c = decided.comparison if decided is not None else None
+    if g.is_baseline:
+        verdict, label = Verdict.BASELINE, str(Verdict.BASELINE)
+    elif decided is not None:
+        verdict, label = decided.verdict, str(decided.verdict)
+    else:
+        verdict, label = Verdict.NO_RESULT, _no_result(g)
+    delta = 0.0 if g.is_baseline and ok else (c.delta if c is not None else NAN)
+    reused = sorted(set(g.reused_from()))
+    return TableRow(
+        knob=g.knob,
+        value=g.value,
+        seeds=len(ok),
+        best_val_loss=statistics.fmean(losses) if losses else NAN,
+        best_val_loss_std=statistics.stdev(losses) if len(losses) > 1 else NAN,
+        delta=delta,
+        delta_ci_low=decided.ci_low if decided is not None else NAN,
+        delta_ci_high=decided.ci_high if decided is not None else NAN,
+        delta_pct=100.0 * delta / base_mean if base_mean else NAN,
+        pairing=c.pairing if c is not None else "",
+        p_value=c.p_value if c is not None else NAN,
+        p_adjusted=decided.p_adjusted if decided is not None else NAN,
+        verdict=verdict,
+        label=label,
+        seeds_needed=float(decided.seeds_needed)
+        if decided is not None and decided.seeds_needed
+        else NAN,
+        best_val_ppl=_mean(ok, "best_val_ppl"),
+        final_train_loss=_mean(ok, "final_train_loss"),
+        train_val_gap=_mean(ok, "final_val_loss") - _mean(ok, "final_train_loss"),
+        best_step=_mean(ok, "best_step"),
+        tokens_per_s=_mean(ok, "train_tokens_per_s"),
+        wall_s=_mean(ok, "wall_s"),
+        params=_mean(ok, "params"),
+        train_flops=_flops(ok, compute.train_flops),
+        compute_to_target=1.0
+        if g.is_baseline and baseline.curve
+        else compute_to_target(baseline, g),
+        state="/".join(sorted({str(r.state) for r in g.runs})),
+        note=("reused from " + ", ".join(reused)) if reused else "",
+        run_ids=" ".join(r.run_id for r in g.runs),
+    )
+
+
+def build_table(baseline: Group, groups: list[Group], settings: Settings | None = None) -> Table:
     settings = settings or Settings()
     base_runs = baseline.done()
     base_mean = _mean(base_runs, "best_val_loss")
     judged = judge(baseline, groups, settings) if base_runs else Judged([None] * len(groups))
-    decided = judged.rows
-    rows = []
-    for g, row in [(baseline, None), *zip(groups, decided, strict=True)]:
-        ok = g.done()
-        losses = [r.metrics["best_val_loss"] for r in ok]
-        states = sorted({str(r.state) for r in g.runs})
-        c = row.comparison if row is not None else None
-        if g.is_baseline:
-            word = str(Verdict.BASELINE)
-        elif row is not None:
-            word = str(row.verdict)
-        else:
-            reasons = sorted({r.tags.get(T.TAG_REASON, "") for r in g.runs} - {""})
-            word = states[0] if len(states) == 1 else "/".join(states) or "no runs"
-            if reasons:
-                word += f": {reasons[0]}"
-        delta = 0.0 if g.is_baseline and ok else (c.delta if c is not None else math.nan)
-        rows.append(
-            {
-                "knob": g.knob,
-                "value": g.value,
-                "seeds": len(ok),
-                "best_val_loss": statistics.fmean(losses) if losses else math.nan,
-                "best_val_loss_std": statistics.stdev(losses) if len(losses) > 1 else math.nan,
-                "delta": delta,
-                "delta_ci_low": row.ci_low if row is not None else math.nan,
-                "delta_ci_high": row.ci_high if row is not None else math.nan,
-                "delta_pct": 100.0 * delta / base_mean if base_mean else math.nan,
-                "pairing": c.pairing if c is not None else "",
-                "p_value": c.p_value if c is not None else math.nan,
-                "p_adjusted": row.p_adjusted if row is not None else math.nan,
-                "verdict": word,
-                "seeds_needed": row.seeds_needed
-                if row is not None and row.seeds_needed
-                else math.nan,
-                "best_val_ppl": _mean(ok, "best_val_ppl"),
-                "final_train_loss": _mean(ok, "final_train_loss"),
-                "train_val_gap": _mean(ok, "final_val_loss") - _mean(ok, "final_train_loss"),
-                "best_step": _mean(ok, "best_step"),
-                "tokens_per_s": _mean(ok, "train_tokens_per_s"),
-                "wall_s": _mean(ok, "wall_s"),
-                "params": _mean(ok, "params"),
-                "train_flops": _flops(ok, compute.train_flops),
-                "compute_to_target": 1.0
-                if g.is_baseline and baseline.curve
-                else compute_to_target(baseline, g),
-                "state": "/".join(states),
-                "run_ids": " ".join(r.run_id for r in g.runs),
-            }
-        )
-    df = pd.DataFrame(rows, columns=COLUMNS)
-    if base_runs:
-        df.attrs["baseline_mean"] = base_mean
-    df.attrs["alpha"] = settings.alpha
-    df.attrs["margin"] = settings.margin
-    levels = {r.level for r in decided if r is not None and not math.isnan(r.ci_low)}
+    rows = [_row(baseline, None, baseline, base_mean)]
+    rows += [_row(g, d, baseline, base_mean) for g, d in zip(groups, judged.rows, strict=True)]
+    levels = {r.level for r in judged.rows if r is not None and not math.isnan(r.ci_low)}
     # the header names the interval's level; rows of --until-clear each have their look's
     one = levels.pop() if len(levels) == 1 else settings.alpha if not levels else None
-    df.attrs["ci_label"] = ci_label(one) if one is not None else "CI at each row's level, below"
-    df.attrs["legend"] = describe(settings, judged, baseline.knob)
-    return df
-
-
-def legend(df: pd.DataFrame) -> str:
-    """One sentence under a table: what its verdicts mean."""
-    return df.attrs.get("legend", describe(Settings()))
-
-
-def sweep_groups(tracker, parent: RunInfo) -> tuple[Group, list[Group]]:
-    knob = parent.tags.get(T.TAG_KNOB, "search")
-    baseline_id = parent.tags.get(T.TAG_BASELINE)
-    if not baseline_id:
-        raise UserError(f"sweep {parent.run_id} does not name its baseline (tag {T.TAG_BASELINE})")
-    base_run = tracker.get_run(baseline_id)
-    baseline = Group(
-        knob,
-        parent.tags.get(T.TAG_BASELINE_VALUE, "baseline"),
-        T.baseline_members(tracker, base_run),
-        True,
+    return Table(
+        rows=rows,
+        settings=settings,
+        legend=describe(settings, judged, baseline.knob),
+        ci_label=ci_label(one) if one is not None else "CI at each row's level, below",
+        baseline_mean=base_mean if base_runs else NAN,
+        judged=judged,
     )
-    groups: dict[str, Group] = {}
-    for run in tracker.children(parent.run_id):
-        value = run.tags.get(T.TAG_VALUE, run.name)
-        groups.setdefault(value, Group(knob, value)).runs.append(run)
-    ordered = list(groups.values())
-    if knob != "search":
-        ordered.sort(key=lambda g: _sort_key(g.value))
-    return baseline, ordered
-
-
-def _sort_key(value: str):
-    try:
-        return (0, float(value), "")
-    except ValueError:
-        return (1, 0.0, value)
-
-
-def _curve(tracker, group: Group) -> list[tuple[int, float]]:
-    curves = []
-    for r in group.done():
-        by_step: dict[int, float] = {}
-        for step, _, value in sorted(tracker.metric_history(r.run_id, "val_loss")):
-            if math.isfinite(value):
-                by_step[step] = value
-        curves.append(sorted(by_step.items()))
-    return compute.mean_curve(curves)
 
 
 def sweep_table(
-    tracker, parent: RunInfo, alpha: float | None = None, margin: float | None = None
-) -> pd.DataFrame:
+    tracker: T.Tracker, parent: RunInfo, alpha: float | None = None, margin: float | None = None
+) -> Table:
     """The table of a sweep, decided with the alpha and margin recorded with it (or these)."""
     settings = Settings.recorded(parent, alpha, margin)
     baseline, groups = sweep_groups(tracker, parent)
     for g in (baseline, *groups):
-        g.curve = _curve(tracker, g)
-    df = build_table(baseline, groups, settings)
-    df.attrs["sweep"] = parent.name
-    df.attrs["sweep_run_id"] = parent.run_id
-    return df
-
-
-def best_row_summary(df: pd.DataFrame) -> tuple[dict[str, float], dict[str, str]]:
-    """The lowest variant row as metrics and tags for the sweep's parent run, so the MLflow
-    runs table reads at a glance: best_val_loss, delta, and the value with its verdict."""
-    rows = df[(df["verdict"] != "baseline") & df["best_val_loss"].notna()]
-    if rows.empty:
-        return {}, {}
-    row = rows.loc[rows["best_val_loss"].idxmin()]
-    metrics = {"best_val_loss": float(row["best_val_loss"]), "best_delta": float(row["delta"])}
-    tags = {"sweep.best_value": str(row["value"]), "sweep.best_verdict": str(row["verdict"])}
-    return {k: v for k, v in metrics.items() if math.isfinite(v)}, tags
-
-
-def attach_table(tracker, parent_id: str, df: pd.DataFrame) -> list[Path]:
-    """table.csv and table.md on the parent run, and the same files next to the store."""
-    import tempfile as _tf
-
-    name = df.attrs.get("sweep", "sweep").replace(":", "-")
-    out_dir = tables_dir(tracker.store_dir)
-    written = [
-        write_atomic(out_dir / f"{name}-{parent_id[:8]}.csv", render(df, "csv")),
-        write_atomic(out_dir / f"{name}-{parent_id[:8]}.md", render(df, "md")),
-    ]
-    metrics, tags = best_row_summary(df)
-    tracker.set_tags(
-        parent_id,
-        {
-            TAG_ALPHA: repr(df.attrs.get("alpha", DEFAULT_ALPHA)),
-            TAG_MARGIN: repr(df.attrs.get("margin", DEFAULT_MARGIN)),
-            **tags,
-        },
-    )
-    if metrics:
-        tracker.log_metrics(parent_id, metrics, 0)
-    with _tf.TemporaryDirectory() as tmp:
-        for fmt in ("csv", "md"):
-            p = write_atomic(Path(tmp) / f"table.{fmt}", render(df, fmt))
-            tracker.log_artifact(parent_id, p)
-    return written
+        g.curve = read_curve(tracker, g)
+    table = build_table(baseline, groups, settings)
+    table.sweep = parent.name
+    table.sweep_run_id = parent.run_id
+    return table

@@ -91,6 +91,8 @@ class Verdict(StrEnum):
     EQUIVALENT = "equivalent"
     INCONCLUSIVE = "inconclusive"
     SINGLE_SEED = "single seed"
+    UNSTABLE = "unstable"  # seeds diverged
+    NO_RESULT = "no result"  # nothing finished: the row says why (failed, killed, running)
 
 
 FINAL = (Verdict.BETTER, Verdict.WORSE, Verdict.EQUIVALENT)

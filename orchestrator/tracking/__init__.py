@@ -9,14 +9,15 @@ from .liveness import alive, orphaned, reap_stale
 from .queries import (
     baseline_members,
     baseline_seeds,
-    find_ablation,
     find_baseline,
     find_sweep,
+    has_result,
     is_seeded,
     list_sweeps,
     running,
     runs_with_role,
     seeds_label,
+    source_of,
 )
 from .schema import *  # noqa: F403  (tag names, RunState, Role)
 from .schema import DEFAULT_EXPERIMENT, Role, RunState
@@ -32,9 +33,9 @@ __all__ = [
     "baseline_members",
     "baseline_seeds",
     "check_reachable",
-    "find_ablation",
     "find_baseline",
     "find_sweep",
+    "has_result",
     "is_seeded",
     "list_sweeps",
     "orphaned",
@@ -43,5 +44,6 @@ __all__ = [
     "running",
     "runs_with_role",
     "seeds_label",
+    "source_of",
     "sqlite_path",
 ]

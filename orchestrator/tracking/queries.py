@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from ..errors import NoBaselineError, UserError
 from .schema import (
     FINISHED_STATUS,
     SWEEP_ROLES,
-    TAG_BASELINE,
     TAG_KNOB,
+    TAG_REUSED_FROM,
     TAG_ROLE,
     TAG_SEED_LIST,
     TAG_SEEDS,
@@ -45,6 +46,17 @@ def find_baseline(tracker: Tracker, run_id: str | None = None) -> RunInfo:
     return runs[0]
 
 
+def has_result(run: RunInfo) -> bool:
+    """The run holds a trained model's numbers (its own, or reused) and a finite best val loss."""
+    return run.state.has_result and math.isfinite(run.metrics.get("best_val_loss", math.nan))
+
+
+def source_of(tracker: Tracker, run: RunInfo) -> RunInfo:
+    """The run that trained what `run` holds: itself, or the run a reused link points to."""
+    source = run.tags.get(TAG_REUSED_FROM)
+    return tracker.get_run(source) if source and run.state is RunState.REUSED else run
+
+
 def is_seeded(baseline: RunInfo) -> bool:
     """A baseline recorded with several seeds is a parent; its children hold the numbers."""
     return baseline.tags.get(TAG_SEEDS, "1") != "1"
@@ -54,7 +66,7 @@ def baseline_members(tracker: Tracker, baseline: RunInfo) -> list[RunInfo]:
     """The runs that hold the baseline's numbers: itself, or its finished seed children."""
     if not is_seeded(baseline):
         return [baseline]
-    return [r for r in tracker.children(baseline.run_id) if r.state is RunState.COMPLETE]
+    return [r for r in tracker.children(baseline.run_id) if r.state.has_result]
 
 
 def baseline_seeds(baseline: RunInfo) -> list[int]:
@@ -114,15 +126,6 @@ def find_sweep(tracker: Tracker, sweep_id: str | None = None, knob: str | None =
             "run `sweep ablate --knob dropout`"
         )
     return runs[0]
-
-
-def find_ablation(tracker: Tracker, knob: str, baseline_id: str) -> RunInfo | None:
-    """The ablation parent of `knob` against this baseline, if one was started."""
-    runs = tracker.search(
-        f"tags.`{TAG_ROLE}` = '{Role.ABLATION}' and tags.`{TAG_KNOB}` = '{knob}' "
-        f"and tags.`{TAG_BASELINE}` = '{baseline_id}'"
-    )
-    return runs[0] if runs else None
 
 
 def running(tracker: Tracker) -> list[RunInfo]:

@@ -18,7 +18,8 @@ class RunState(StrEnum):
     RUNNING = "running"
     COMPLETE = "complete"  # trained to the end, metrics and artifacts stored
     PRUNED = "pruned"  # stopped early by the pruner: a normal end for a search trial
-    DUPLICATE = "duplicate"  # not trained: the same params as another trial
+    DUPLICATE = "duplicate"  # not trained: another process trains the same config
+    REUSED = "reused"  # not trained: a finished run of the same identity stands for it
     FAILED = "failed"  # diverged, crashed or could not store its results
     KILLED = "killed"  # interrupted (Ctrl-C, SIGTERM, SIGHUP) or its process died
 
@@ -30,6 +31,11 @@ class RunState(StrEnum):
     @property
     def finished(self) -> bool:
         return self is not RunState.RUNNING
+
+    @property
+    def has_result(self) -> bool:
+        """The run holds a trained model's numbers: its own, or (reused) its source's."""
+        return self in (RunState.COMPLETE, RunState.REUSED)
 
     @classmethod
     def from_run(cls, status: str, tag: str | None) -> RunState:
@@ -50,6 +56,7 @@ _STATUS = {
     RunState.COMPLETE: "FINISHED",
     RunState.PRUNED: "FINISHED",
     RunState.DUPLICATE: "FINISHED",
+    RunState.REUSED: "FINISHED",
     RunState.FAILED: "FAILED",
     RunState.KILLED: "KILLED",
 }
@@ -119,4 +126,17 @@ TAG_BEST_COMMAND = "sweep.best_command"
 TAG_SEARCH_RUN = "sweep.search_run_id"  # a confirm parent: the search it confirms
 TAG_DEVICE = "sweep.device"
 TAG_AMP = "sweep.amp_dtype"
+TAG_THREADS = "sweep.threads"  # torch threads it trained with (not part of its identity)
+TAG_CODE_VERSION = "sweep.code_version"  # training code + torch version: what reuse matches
+TAG_GIT_COMMIT = "sweep.git_commit"
+TAG_VERSION_PREFIX = "sweep.version."  # + package name: sweep, torch, mlflow, optuna
+TAG_REUSED_FROM = "sweep.reused_from"  # a link run: the run whose result stands for it
+TAG_REUSED_NAME = "sweep.reused_from_name"
+TAG_VALUES = "sweep.values"  # an ablation's values, comma-separated
+TAG_ALPHA = "sweep.alpha"  # a sweep's test level
+TAG_MARGIN = "sweep.margin"  # a sweep's practical margin (nats)
+# {"n0": .., "max_seeds": .., "values": [..]}: seeds added until clear, to these values
+TAG_SEQUENTIAL = "sweep.sequential"
+TAG_BEST_VALUE = "sweep.best_value"  # a sweep's lowest row, at a glance in the runs table
+TAG_BEST_VERDICT = "sweep.best_verdict"
 PARENT_TAG = "mlflow.parentRunId"

@@ -255,6 +255,15 @@ class Tracker:
             self._metrics.add(run_id, batch)
 
     @_writes
+    def log_history(self, run_id: str, key: str, points: list[tuple[int, int, float]]) -> None:
+        """Values of one metric as (step, timestamp, value), as `metric_history` reads them."""
+        from mlflow.entities import Metric
+
+        batch = [Metric(key, float(v), int(ts), int(step)) for step, ts, v in points]
+        for i in range(0, len(batch), 1000):
+            self.client.log_batch(run_id, metrics=batch[i : i + 1000])
+
+    @_writes
     def flush(self, run_id: str) -> None:
         """Write the run's gathered metrics and wait for them; a write that failed raises."""
         self._metrics.flush(run_id)

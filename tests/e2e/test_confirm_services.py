@@ -8,11 +8,12 @@ import sys
 
 import pytest
 import services
+from envs import env_of
 
 from orchestrator import tracking as T
-from orchestrator.baseline import record_baseline
 from orchestrator.config import build
 from orchestrator.results.table import sweep_table
+from orchestrator.sweeps.baseline import record_baseline
 from orchestrator.tracking import Role, RunState, Tracker
 
 pytestmark = pytest.mark.slow
@@ -37,7 +38,9 @@ def test_search_then_confirm_on_postgresql_and_an_mlflow_server(
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(corpus_path.read_text(encoding="utf-8")[:60_000], encoding="utf-8")
     tracker = Tracker(mlflow_server_pg, "char-gpt")
-    assert record_baseline(tracker, build("smoke", dict(TINY), data=str(corpus)), seeds=2).ok
+    assert record_baseline(
+        env_of(tracker), build("smoke", dict(TINY), data=str(corpus)), seeds=2
+    ).ok
     space = tmp_path / "space.toml"
     space.write_text("[lr]\nlow = 3e-4\nhigh = 3e-3\nlog = true\n", encoding="utf-8")
     cmd = [sys.executable, "-m", "orchestrator.cli", "search", "--trials", "3", "--space",
@@ -51,7 +54,8 @@ def test_search_then_confirm_on_postgresql_and_an_mlflow_server(
     children = tracker.children(parent.run_id)
     assert len(children) == 2 and all(r.state is RunState.COMPLETE for r in children)
     assert sorted(r.name.rsplit("/", 1)[1] for r in children) == ["seed=1", "seed=2"]
-    df = sweep_table(tracker, parent)
+    table = sweep_table(tracker, parent)
+    df = table.to_frame()
     row = df[df["verdict"] != "baseline"].iloc[0]
     assert row["seeds"] == 2 and row["pairing"] == "paired"
     assert set(tracker.list_artifacts(parent.run_id)) >= {"table.csv", "table.md"}

@@ -13,13 +13,14 @@ from collections import Counter
 import optuna
 import pytest
 import services
+from envs import env_of
 from optuna.trial import TrialState
 
 from orchestrator import tracking as T
-from orchestrator.baseline import record_baseline
 from orchestrator.config import build
-from orchestrator.search.attrs import ATTR_RUN, ATTR_SURPLUS
-from orchestrator.search.budget import counted, retried_number
+from orchestrator.sweeps.baseline import record_baseline
+from orchestrator.sweeps.search.attrs import ATTR_RUN, ATTR_SURPLUS
+from orchestrator.sweeps.search.budget import counted, retried_number
 from orchestrator.tracking import Tracker
 
 pytestmark = pytest.mark.slow
@@ -51,7 +52,7 @@ def setup(tmp_path, server, corpus_path, max_steps):
         "max_new_tokens": "16",
     }
     tracker = Tracker(server, "char-gpt")
-    assert record_baseline(tracker, build("smoke", tiny, data=str(corpus))).ok
+    assert record_baseline(env_of(tracker), build("smoke", tiny, data=str(corpus))).ok
     space = tmp_path / "space.toml"
     space.write_text(SPACE, encoding="utf-8")
     return tracker, space

@@ -12,14 +12,15 @@ import time
 
 import optuna
 import pytest
+from envs import env_of
 from optuna.trial import TrialState
 
 from orchestrator import tracking as T
-from orchestrator.baseline import record_baseline
 from orchestrator.config import build
-from orchestrator.search import run_search
-from orchestrator.search.attrs import ATTR_REASON, ATTR_RUN
 from orchestrator.studies import open_storage
+from orchestrator.sweeps.baseline import record_baseline
+from orchestrator.sweeps.search import run_search
+from orchestrator.sweeps.search.attrs import ATTR_REASON, ATTR_RUN
 from orchestrator.tracking import Tracker
 
 pytestmark = pytest.mark.slow
@@ -39,7 +40,7 @@ def test_a_worker_killed_mid_trial_on_the_journal_storage_is_retried_and_its_run
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     tracker = Tracker(uri, "char-gpt")
     long = {**TINY, "max_steps": "600", "eval_every": "20"}
-    assert record_baseline(tracker, build("smoke", long, data=str(corpus))).ok
+    assert record_baseline(env_of(tracker), build("smoke", long, data=str(corpus))).ok
     space = tmp_path / "space.toml"
     space.write_text(SPACE, encoding="utf-8")
     args = [
@@ -74,7 +75,7 @@ def test_a_worker_killed_mid_trial_on_the_journal_storage_is_retried_and_its_run
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(30)
 
-    res = run_search(tracker, trials=1, space=str(space), study_name="killed", plots=False)
+    res = run_search(env_of(tracker), trials=1, space=str(space), study_name="killed", plots=False)
     storage = open_storage(None, tracker.store_dir)
     trials = optuna.load_study(study_name="killed", storage=storage).get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]

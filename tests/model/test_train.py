@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from model.config import TrainConfig
 from model.data import Dataset
 from model.errors import ConfigError
 from model.gpt import GPTConfig
 from model.sample import SampleConfig, load_checkpoint
 from model.train import (
     DivergenceError,
-    TrainConfig,
     Trainer,
     TrainerHooks,
     cpu_has_native_bf16,

@@ -9,6 +9,7 @@ run) in that store, so trials take about a second each. Used by search/ and test
 from __future__ import annotations
 
 import pytest
+from envs import env_of
 
 SMOKE = {"max_steps": "30", "eval_every": "10"}
 
@@ -35,9 +36,9 @@ def tracker(store):
 
 @pytest.fixture
 def baseline_run(tracker, smoke_cfg):
-    from orchestrator.baseline import record_baseline
+    from orchestrator.sweeps.baseline import record_baseline
 
-    result = record_baseline(tracker, smoke_cfg, seeds=1)
+    result = record_baseline(env_of(tracker), smoke_cfg, seeds=1)
     assert result.ok
     return tracker.get_run(result.run_id)
 
@@ -79,15 +80,15 @@ def space_text() -> str:
 @pytest.fixture(scope="session")
 def search_env(tmp_path_factory, corpus_path):
     """(tracker, baseline run, space path) in a temp store shared by this folder's tests."""
-    from orchestrator.baseline import record_baseline
     from orchestrator.config import build
+    from orchestrator.sweeps.baseline import record_baseline
     from orchestrator.tracking import Tracker
 
     root = tmp_path_factory.mktemp("search")
     corpus = root / "corpus.txt"
     corpus.write_text(corpus_path.read_text(encoding="utf-8")[:60_000], encoding="utf-8")
     tracker = Tracker(f"sqlite:///{root}/mlflow.db", "char-gpt")
-    result = record_baseline(tracker, build("smoke", dict(TINY), data=str(corpus)))
+    result = record_baseline(env_of(tracker), build("smoke", dict(TINY), data=str(corpus)))
     assert result.ok
     space = root / "space.toml"
     space.write_text(SPACE, encoding="utf-8")

@@ -7,15 +7,16 @@ import io
 import json
 
 import pytest
+from envs import env_of
 
 from orchestrator.errors import UserError
 from orchestrator.progress import Progress
-from orchestrator.search import run_search
+from orchestrator.sweeps.search import run_search
 
 
 def search(tracker, space, journal, trials, stream=None):
     return run_search(
-        tracker,
+        env_of(tracker, Progress(live=False, stream=stream or io.StringIO())),
         trials=trials,
         space=str(space),
         sampler="random",
@@ -24,7 +25,6 @@ def search(tracker, space, journal, trials, stream=None):
         study_name="torn",
         storage=str(journal),
         plots=False,
-        progress=Progress(live=False, stream=stream or io.StringIO()),
     )
 
 

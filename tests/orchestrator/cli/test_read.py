@@ -42,6 +42,6 @@ def test_reading_commands_do_not_import_torch(smoke_store, tmp_path, args):  # n
 
 
 def test_ui_module_does_not_import_torch():
-    code = "import sys, orchestrator.results.ui; print('torch' in sys.modules)"
+    code = "import sys, orchestrator.ui; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

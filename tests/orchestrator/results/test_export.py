@@ -46,7 +46,7 @@ def _frame(store):
     from orchestrator.results.table import sweep_table
 
     tracker = _tracker(store)
-    return sweep_table(tracker, tracker.get_run(store.sweep_id))
+    return sweep_table(tracker, tracker.get_run(store.sweep_id)).to_frame()
 
 
 def _read(path, fmt):

@@ -113,7 +113,8 @@ def test_search_figures_come_from_the_optuna_study(tmp_path):
     for p in res.paths:
         w, h = png_size(p)
         assert w >= 400 and h >= 300
-    assert set(tracker.list_artifacts(parent.run_id, "plots")) == {f"plots/{n}" for n in names}
+    # results/ never writes to the store: `sweep plot` attaches them through the sweep
+    assert tracker.list_artifacts(parent.run_id, "plots") == []
 
 
 def test_search_without_a_reachable_study_says_so(tmp_path):
@@ -127,28 +128,42 @@ def test_search_without_a_reachable_study_says_so(tmp_path):
 
 def _delta_table(n_trials: int):
     """A search's table as sweep_table gives it: the baseline, then trial rows."""
-    import pandas as pd
+    import dataclasses
 
+    from orchestrator.results.settings import Settings
+    from orchestrator.results.table import Table, TableRow
+    from orchestrator.results.verdicts import Verdict
+
+    blank = {f.name: float("nan") for f in dataclasses.fields(TableRow)}
+    blank |= {"knob": "search", "pairing": "", "state": "complete", "note": "", "run_ids": ""}
     rows = [
-        {
-            "knob": "search",
-            "value": "baseline",
-            "verdict": "baseline",
-            "delta": 0.0,
-            "best_val_loss_std": 0.004,
-        }
-    ]
-    for n in range(n_trials):
-        rows.append(
-            {
-                "knob": "search",
-                "value": f"trial-{n}: dropout={0.01 * n:.3g} lr={0.0003 * (n + 1):.3g} n_layer=3",
-                "verdict": ("better", "worse", "within noise")[n % 3],
-                "delta": 0.01 * (n % 5 - 2),
-                "best_val_loss_std": float("nan"),
+        TableRow(
+            **blank
+            | {
+                "value": "baseline",
+                "verdict": Verdict.BASELINE,
+                "label": "baseline",
+                "delta": 0.0,
+                "best_val_loss_std": 0.004,
+                "seeds": 2,
             }
         )
-    return pd.DataFrame(rows)
+    ]
+    for n in range(n_trials):
+        verdict = (Verdict.BETTER, Verdict.WORSE, Verdict.INCONCLUSIVE)[n % 3]
+        rows.append(
+            TableRow(
+                **blank
+                | {
+                    "value": f"trial-{n}: dropout={0.01 * n:.3g} lr={0.0003 * (n + 1):.3g} n_layer=3",
+                    "verdict": verdict,
+                    "label": str(verdict),
+                    "delta": 0.01 * (n % 5 - 2),
+                    "seeds": 1,
+                }
+            )
+        )
+    return Table(rows, Settings(), legend="", ci_label="95% CI")
 
 
 def _overlaps(boxes) -> list[tuple[int, int]]:

@@ -17,7 +17,7 @@ def _table(store):
     from orchestrator.tracking import Tracker
 
     tracker = Tracker(store.uri, store.experiment, create=False)
-    return sweep_table(tracker, tracker.get_run(store.sweep_id))
+    return sweep_table(tracker, tracker.get_run(store.sweep_id)).to_frame()
 
 
 def _report(store, *args):
@@ -50,6 +50,56 @@ def test_html_report_is_one_file_with_every_row_and_figure(smoke_store, tmp_path
     assert "interval lies inside ±0.02 nats" in text  # the sentence under the table
     assert text.count("samples/step-30.txt") == 2  # baseline's and best variant's last samples
     assert list(tmp_path.iterdir()) == [out]  # nothing beside it: one mailable file
+
+
+def _png_description(data: bytes) -> str:
+    """The Description text chunk of a PNG (what the delta figure was coloured by)."""
+    import zlib
+
+    pos, found = 8, {}
+    while pos < len(data):
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + size]
+        if kind == b"tEXt":
+            key, _, value = body.partition(b"\0")
+            found[key.decode()] = value.decode("latin-1")
+        elif kind == b"zTXt":
+            key, _, rest = body.partition(b"\0")
+            found[key.decode()] = zlib.decompress(rest[1:]).decode("latin-1")
+        elif kind == b"iTXt":
+            key, _, rest = body.partition(b"\0")
+            flag, rest = rest[0], rest[2:]
+            _, _, rest = rest.partition(b"\0")
+            _, _, text = rest.partition(b"\0")
+            found[key.decode()] = (zlib.decompress(text) if flag else text).decode("utf-8")
+        pos += 12 + size
+    return found.get("Description", "")
+
+
+def test_report_figures_say_what_its_tables_say(smoke_store, tmp_path):  # noqa: F811
+    """`report --margin/--alpha` builds one table per sweep and draws its delta figure from
+    it: the verdicts the figure is coloured by are the table's beside it (issue 15)."""
+    import base64
+
+    from orchestrator.results.table import sweep_table
+    from orchestrator.tracking import Tracker
+
+    tracker = Tracker(smoke_store.uri, smoke_store.experiment, create=False)
+    parent = tracker.get_run(smoke_store.sweep_id)
+    default = sweep_table(tracker, parent)
+    wide = sweep_table(tracker, parent, alpha=0.4, margin=10.0)  # every row inside ±10 nats
+    assert {r.label for r in wide.variants} == {"equivalent"}
+    assert [r.label for r in default.variants] != [r.label for r in wide.variants]
+    out = tmp_path / "r.html"
+    res = _report(
+        smoke_store, "--sweep", parent.run_id, "--alpha", "0.4", "--margin", "10", "-o", str(out)
+    )
+    assert res.exit_code == 0, res.output
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', out.read_text(encoding="utf-8"))
+    described = [d for d in (_png_description(base64.b64decode(i)) for i in images) if d]
+    expected = "verdicts: " + "; ".join(f"{r.value}={r.label}" for r in wide.variants)
+    assert described == [expected]
+    assert "equivalent" in expected and "inconclusive" not in expected
 
 
 def test_markdown_report_references_pngs_beside_it(smoke_store, tmp_path):  # noqa: F811

@@ -1,0 +1,25 @@
+"""How the specs of one command train on this machine: one after another.
+
+A plan hands its specs to the sweep, the sweep hands the ones that need training here,
+with `open_run`: called right before a spec trains, it creates the spec's run (or says that
+another process has it), so a run is RUNNING only while it trains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from .env import RunEnv
+from .runner import train
+from .spec import Outcome, RunSpec
+
+OpenRun = Callable[[RunSpec], "RunSpec | Outcome"]
+
+
+def run_specs(env: RunEnv, specs: Sequence[RunSpec], open_run: OpenRun) -> list[Outcome]:
+    """Train `specs` in order; a spec another process claimed comes back as its Outcome."""
+    outcomes: list[Outcome] = []
+    for spec in specs:
+        opened = open_run(spec)
+        outcomes.append(opened if isinstance(opened, Outcome) else train(env, opened))
+    return outcomes

@@ -1,0 +1,27 @@
+"""What to train: every strategy is a plan run on one `Sweep` (sweep.py).
+
+baseline (record a baseline, add a seed), ablate (one knob at a time), until_clear (seeds
+added until every row has a verdict), confirm (a search's winners on fresh seeds), search/
+(Optuna studies). The Sweep owns the parent run's life and never trains the same run twice
+(reuse.py); how and where runs train is the execution layer's (`orchestrator/execution/`),
+which only this package calls. attach.py writes tables and figures onto parent runs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..execution.env import RunEnv
+    from ..progress import Progress
+    from ..tracking import Tracker
+
+
+def command_env(
+    tracker: Tracker, progress: Progress, *, threads: int | None = None, retrain: bool = False
+) -> RunEnv:
+    """What every run of one command shares, built once per command (the CLI's door to the
+    execution layer, which only sweeps/ imports)."""
+    from ..execution.env import RunEnv
+
+    return RunEnv(tracker, progress, threads=threads, retrain=retrain)

@@ -1,0 +1,103 @@
+"""One trial: the baseline's config with the sampled keys changed, trained as the nested
+MLflow run `trial-<number>` of the search's parent run.
+
+The val loss of each eval is reported to Optuna (`OptunaHooks`); a pruned trial ends PRUNED
+in Optuna and RunState.PRUNED in MLflow; a diverging one fails alone (FAIL, with its reason).
+A trial whose config a finished run already has (the baseline's own values, a repeated
+point, a point an ablation trained) is linked to that run (`sweeps/reuse.py`), not trained
+again; a trial beyond the budget fails at once, untrained (surplus).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from model.errors import ConfigError
+from model.train import TrainerHooks
+
+from ... import tracking as T
+from ...errors import Interrupted
+from ...execution.spec import RunSpec
+from .attrs import ATTR_REASON, ATTR_REUSED, ATTR_RUN, ATTR_SURPLUS, ATTR_WORKER
+from .budget import counted, retried_number
+from .recovery import worker_tag
+from .space import params_label, trial_config
+
+if TYPE_CHECKING:
+    from .context import SearchContext
+
+
+class OptunaHooks(TrainerHooks):
+    """val_loss at each eval -> the Optuna trial; the pruner's decision -> TrialPruned."""
+
+    def __init__(self, trial, max_steps: int):
+        self.trial = trial
+        self.max_steps = max_steps
+
+    def on_eval(self, step: int, metrics: dict[str, float]) -> None:
+        import optuna
+
+        value = metrics["val_loss"]
+        self.trial.report(value, step)
+        if step < self.max_steps and self.trial.should_prune():
+            raise optuna.TrialPruned(f"val_loss {value:.4f} behind the other trials at this step")
+
+
+def objective(ctx: SearchContext, trial) -> float:
+    """The function Optuna optimizes (bind `ctx` with functools.partial)."""
+    try:
+        return run_trial(ctx, trial)
+    except Interrupted:
+        raise KeyboardInterrupt() from None  # Optuna records FAIL, then we exit 130
+
+
+def run_trial(ctx: SearchContext, trial) -> float:
+    import optuna
+
+    n = trial.number
+    trial.set_user_attr(ATTR_WORKER, worker_tag(n))
+    trials = ctx.study.get_trials(deepcopy=False)
+    earlier = [t for t in counted(trials) if t.number < n]
+    if len(earlier) >= ctx.n_trials:
+        trial.set_user_attr(ATTR_SURPLUS, True)
+        trial.set_user_attr(ATTR_REASON, f"surplus: the study already had {ctx.n_trials} trials")
+        return math.nan
+    params = {p.name: p.suggest(trial) for p in ctx.space.params}
+    tags = {
+        T.TAG_ROLE: T.Role.SEARCH_TRIAL,
+        T.TAG_TRIAL: str(n),
+        T.TAG_VALUE: f"trial-{n}: {params_label(params)}",
+        T.TAG_STUDY: ctx.study.study_name,
+    }
+    me = next((t for t in trials if t.number == n), None)
+    retry_of = None if me is None else retried_number(me)
+    if retry_of is not None:
+        tags[T.TAG_RETRY_OF] = str(retry_of)
+    run_id = ctx.tracker.create_run(f"trial-{n}", parent_id=ctx.parent_id, tags=tags)
+    trial.set_user_attr(ATTR_RUN, run_id)
+    try:
+        cfg = trial_config(ctx.base, params)
+    except ConfigError as e:
+        reason = f"invalid config: {e.message}"
+        ctx.tracker.end_run(run_id, T.RunState.FAILED, reason)
+        trial.set_user_attr(ATTR_REASON, reason)
+        ctx.progress.say(f"trial-{n}: failed ({reason})")
+        return math.nan
+    spec = RunSpec(
+        cfg,
+        f"trial-{n}",
+        tags,
+        hooks=(OptunaHooks(trial, cfg.train.max_steps),),
+        stop_on=(optuna.TrialPruned,),
+        run_id=run_id,
+    )
+    # a config some finished run already has (the baseline's own values at its first seed,
+    # a point of an earlier grid or ablation, a repeated point) is linked, not trained
+    (out,) = ctx.sweep.train([spec], estimate=False)
+    if out.reused_from is not None:
+        trial.set_user_attr(ATTR_REUSED, out.reused_from)
+    if not out.state.has_result:
+        trial.set_user_attr(ATTR_REASON, out.reason or str(out.state))
+        return math.nan  # Optuna records FAIL; the study goes on
+    return float(out.summary["best_val_loss"])
