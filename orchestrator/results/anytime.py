@@ -170,7 +170,9 @@ def table_paths(
     """The batched core of `decide_table`: d [R, K, S] paired differences, mask [K, S] the
     finite pairs, hist [R, H, S] / hmask [H, S] the history on the same seed positions."""
     R, K, S = d.shape
-    shared = K >= 2 or (hmask is not None and bool(np.asarray(hmask).any()))
+    # two sequences per row where there is something to pool with: another row, or a
+    # history array with two values or more (fixed by the table's shape, not its values)
+    shared = K >= 2 or (hmask is not None and bool((np.asarray(hmask).sum(axis=1) >= 2).any()))
     a_own = alpha / K * (OWN_SHARE if shared else 1.0)
     a_pool = alpha / K * (1.0 - OWN_SHARE)
     own = own_fit(d, mask)

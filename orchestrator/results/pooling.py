@@ -23,8 +23,9 @@ Pooled fit (exchangeable run noise)
     freedom, in units of s2 (a difference has variance 2·s2).
 
     Which data, so that the pooled sequence of row k is one fixed sequence of observations
-    (what Ville's inequality needs, see `anytime.py`): first the *block*, seeds
-    1..POOL_SEEDS of every member row in seed order, then row k's own later seeds, one at a
+    (what Ville's inequality needs, see `anytime.py`): first the *block*, the table's first
+    POOL_SEEDS seeds that any row has (seeds 1-3 of an ablation; the fresh seeds of a
+    confirmation) for every member row in seed order, then row k's own later seeds, one at a
     time. Members are the rows that have every block seed (observed and finite): what other
     rows do after the block never enters row k's fit, so stopping them (until-clear) or
     adding seeds to them changes nothing of row k's sequence. The history (earlier paired
@@ -73,10 +74,17 @@ def own_fit(d: np.ndarray, mask: np.ndarray) -> Fit:
     return Fit(centre, np.broadcast_to(v, centre.shape), np.where(n > 1, rss, 0.0), nu, 1.0)
 
 
+def block(mask: np.ndarray) -> np.ndarray:
+    """[S] bool: the block, the first POOL_SEEDS positions at which some row has a pair."""
+    out = np.zeros(mask.shape[1], dtype=bool)
+    out[np.flatnonzero(mask.any(axis=0))[:POOL_SEEDS]] = True
+    return out
+
+
 def members(mask: np.ndarray) -> list[int]:
-    """Rows that have every block seed: the first POOL_SEEDS positions (those that exist)."""
-    block = min(POOL_SEEDS, mask.shape[1])
-    return [k for k in range(mask.shape[0]) if mask[k, :block].all()]
+    """Rows that have every block seed."""
+    in_block = block(mask)
+    return [k for k in range(mask.shape[0]) if in_block.any() and mask[k, in_block].all()]
 
 
 def _gls(data: np.ndarray, entry: np.ndarray, target: int) -> Fit:
@@ -152,13 +160,11 @@ def pooled_fits(
     if hist is None or hmask is None:
         hist, hmask = np.zeros((R, 0, S)), np.zeros((0, S), dtype=bool)
     hist, hmask = hist[:, hmask.any(axis=1)], hmask[hmask.any(axis=1)]
-    H, M, block = hmask.shape[0], len(mem), min(POOL_SEEDS, S)
+    H, M, in_block = hmask.shape[0], len(mem), block(mask)
     pos = np.arange(S)
-    never = np.full(S, S)
-    rows = np.where(pos < block, pos, never)  # members: their block seeds, in seed order
-    entry = np.tile(rows, (M, 1))
+    entry = np.tile(np.where(in_block, pos, S), (M, 1))  # members: their block seeds, in order
     ik = mem.index(k)
-    entry[ik] = np.where((pos < block) | mask[k], pos, S)
+    entry[ik] = np.where(in_block | mask[k], pos, S)
     table_df = (entry <= pos[:, None, None]).sum(axis=(1, 2)) - M  # at every prefix
     h_entry = history_entry(hmask, table_df)
     data = np.concatenate([d[:, mem], hist], axis=1)
@@ -166,7 +172,7 @@ def pooled_fits(
     others = [j for j in range(M + H) if j != ik]
     if not others:
         return fit, fit
-    rest = np.concatenate([np.where(pos < block, 0, S)[None].repeat(M, 0), np.where(hmask, 0, S)])
+    rest = np.concatenate([np.where(in_block, 0, S)[None].repeat(M, 0), np.where(hmask, 0, S)])
     return fit, _gls(data[:, others], rest[others], 0)
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from orchestrator.results.pooling import (
     POOL_SEEDS,
+    block,
     history_entry,
     members,
     own_fit,
@@ -111,3 +112,14 @@ def test_own_fit_by_hand():
     assert fit.rss[0, 0].tolist() == pytest.approx([0.0, 0.02, 0.02, 0.02])  # 0.01 + 0.01
     assert fit.nu[0, 0].tolist() == [0, 1, 2, 2]
     assert fit.diff_var()[0, 0, 2] == pytest.approx(0.01)
+
+
+def test_the_block_is_the_first_seeds_the_rows_have():
+    """A confirmation on fresh seeds 4-6 against a baseline with seeds 1-6: the block is
+    seeds 4-6, not the baseline's first three."""
+    mask = np.zeros((3, 6), dtype=bool)
+    mask[:, 3:] = True
+    assert block(mask).tolist() == [False, False, False, True, True, True]
+    assert members(mask) == [0, 1, 2]
+    fit, _ = pooled_fits(np.random.default_rng(0).normal(0, 0.03, (1, 3, 6)), mask, 0)
+    assert fit.nu[0].tolist() == [0, 0, 0, 0, 3, 6]  # 3 rows x (1, 2, 3) seeds - 3 means
