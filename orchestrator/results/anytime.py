@@ -1,9 +1,11 @@
 """Verdicts that hold at every look: anytime-valid confidence sequences for each row's paired
 mean difference, simultaneous across the table's rows, with every seed counted.
 
-Method: a Bayes-factor t confidence sequence per row (Lai 1976; Wang & Ramdas 2023), made
-simultaneous across a table's K rows by Bonferroni, with the noise scale pooled across the
-rows and the baseline's history where a check allows.
+Method: the scale-invariant Bayes-factor t confidence sequence (a normal prior on the
+standardised effect, the right Haar prior on the scale: Lai's 1976 construction with its flat
+prior on the mean replaced by a normal one, as in Wang & Ramdas 2023), made simultaneous
+across a table's K rows by Bonferroni, with the noise scale pooled across the rows and the
+baseline's history where a check allows. Tuned and checked by benchmarks/verdicts.py.
 
 The evidence
     For one row, its paired differences (variant minus baseline best val loss, seed by seed)
@@ -13,10 +15,10 @@ The evidence
     flat priors on any other row's mean (closed form in `power.py`). It is the likelihood
     ratio of the data's maximal invariant under rescaling (and shifting the other rows), so
     under the null it is a test martingale in that reduced filtration (Hendriksen, de Heide
-    & Grünwald 2021, Bayesian Analysis 16(3); Pérez-Ortiz, Lardy, de Heide & Grünwald 2024,
-    "E-statistics, group invariance and anytime-valid testing", Ann. Statist. 52(4); Wang &
-    Ramdas, "Anytime-valid t-tests and confidence sequences for Gaussian means with unknown
-    variance", arXiv:2310.03722, the scale-invariant mixture of their section 4).
+    & Grünwald 2021, "Optional stopping with Bayes factors", Bayesian Analysis 16(3);
+    Pérez-Ortiz, Lardy, de Heide & Grünwald 2024, "E-statistics, group invariance and
+    anytime-valid testing", Ann. Statist. 52(4); Wang & Ramdas, "Anytime-valid t-tests and
+    confidence sequences for Gaussian means with unknown variance", arXiv:2310.03722).
     Ville's inequality bounds the chance that it EVER reaches 1/a by a. That is a statement
     about the whole path of one fixed sequence of observations, so it holds whatever decides
     when to look or to stop: other rows' data, the margin, a person. (Such stopping rules are
@@ -24,29 +26,35 @@ The evidence
     BFs are never averaged across rows here: no e-Holm, no e-BH.) Hence {mu0 : BF_t(mu0) <
     1/a} holds the true delta at every t at once with chance >= 1 - a, a confidence sequence
     (Howard, Ramdas, McAuliffe & Sekhon 2021, Ann. Statist. 49(2)), and so does its running
-    intersection over t, which is what a row shows: verdicts never flip back.
+    intersection over t, which is what a row shows: a decided row stays decided (unless a
+    later seed diverges, see below).
 
 Two sequences per row, one level per table (multiplicity)
     Each row's interval is the intersection of its *own* sequence (its differences in seed
-    order: valid whatever the other rows' noise) at level w·alpha/K and, where the row passes
-    the check below, its *pooled* sequence (`pooling.py`: the history, then the first
-    POOL_SEEDS seeds of every row, then the row's own later seeds) at (1 - w)·alpha/K,
-    w = OWN_SHARE. A row's chance of ever missing its delta is then at most alpha/K (union
-    bound), and of any row ever missing at most alpha, whatever the rows' dependence (they
-    share the baseline). Every claim is read off these intervals: better (below 0), worse
-    (above 0), equivalent (inside ± margin), so a false claim of any kind needs a miss and
-    the family-wise chance of any false claim over all looks is at most alpha. Bonferroni on
-    simultaneous intervals rather than Holm on e-values: it covers equivalence and the sign
-    of a difference together, needs no e-value at a stopping time, and for the common table
-    of one real effect among null rows Holm would give nothing more. With one row and no
-    history there is one sequence, at alpha.
+    order: valid whatever the other rows' noise) at level w·alpha/K and, while the row passes
+    the checks below, its *pooled* sequence (`pooling.py`: the first POOL_SEEDS seeds the
+    rows have, of every row, then the row's own later seeds, with the history joining no
+    faster than the table's own degrees of freedom) at (1 - w)·alpha/K, w = OWN_SHARE. A
+    row's chance of ever missing its delta is then at most alpha/K (union bound), and of any
+    row ever missing at most alpha, whatever the rows' dependence (they share the baseline).
+    Every claim is read off these intervals: better (below 0), worse (above 0), equivalent
+    (inside ± margin), so a false claim of any kind needs a miss and the family-wise chance
+    of any false claim over all looks is at most alpha. Bonferroni on simultaneous intervals
+    rather than Holm on e-values: it covers equivalence and the sign of a difference
+    together, needs no e-value at a stopping time, and for the usual table of one real
+    effect among null rows Holm would give nothing more. With one row and nothing to pool
+    with (no history array of two values or more) there is one sequence, at alpha.
 
-The pooling check
-    The pooled sequence assumes every configuration's runs have one noise variance. A row
-    uses it only while its own difference variance is not significantly larger than the
-    pooled estimate (one-sided F test, p >= GATE_P, scipy.stats.f); larger is what would
-    make the pooled interval too narrow. The own sequence is always there, so a row that
-    fails keeps a valid (wider) interval; `RowDecision.pooled` says which was used.
+The pooling checks
+    The pooled sequence assumes one run-noise variance for every configuration, history
+    included. A row uses it only while (one-sided F tests, scipy.stats.f, p >= GATE_P) its
+    own difference variance is not larger than that of the rest of its pool, and the
+    history's is not smaller than that of the table's rows: the directions that would make
+    the pooled interval too narrow. The checks choose between two valid sequences, so under
+    equal noise they cost nothing in validity; under unequal noise they, and the history's
+    limited weight, keep the false-claim rate under alpha in the benchmark's cases. The own
+    sequence is always there, so a row that fails keeps a valid, wider, interval;
+    `RowDecision.pooled` says which was used.
 
 Every seed counted
     A non-finite variant loss (FAILED, diverged, pruned) is a diverged seed. The row reads
@@ -58,10 +66,10 @@ Every seed counted
     `base_diverged`, and every row's label says so (`better (baseline 1/4 diverged)`).
 
 Assumptions: a row's differences are independent normal draws across seeds; the pooled
-sequence also needs equal run-noise variance for every configuration (checked as above); a
-table's rows (K) and history are fixed at its first look, and seeds come in increasing order.
-One pair: `single seed` (its delta is against the baseline on that same seed); none:
-`no result`.
+sequence also needs equal run-noise variance (checked as above); a table's rows (K), its
+history and which rows have its first seeds are fixed at its first look, and seeds come in
+increasing order. One pair: `single seed` (its delta is against the baseline on that same
+seed); none: `no result`.
 """
 
 from __future__ import annotations
@@ -79,9 +87,9 @@ from .pooling import Fit, history_fits, own_fit, pooled_fits
 
 DEFAULT_ALPHA = 0.05
 DEFAULT_MARGIN = 0.02
-PRIOR_G = 2.0  # prior variance of the standardised effect: effects near 1.4 SD weigh most
+PRIOR_G = 2.0  # g: prior variance of the standardised effect (power is flat for g in 1..3)
 OWN_SHARE = 0.05  # w: the share of a row's alpha/K spent on its own-variance sequence
-GATE_P = 0.05  # pooled only while the F test of own vs pooled variance has p >= this
+GATE_P = 0.05  # pooled only while the checks' F tests have p >= this
 
 
 class Verdict(StrEnum):
