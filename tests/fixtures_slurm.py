@@ -63,8 +63,9 @@ def slurm_cluster() -> SlurmCluster:
     usable = [r for r in rows if r[2].rstrip("*~#") in ("idle", "mixed", "allocated")]
     if not usable:
         _missing(f"no usable Slurm node: sinfo says {out.stdout.strip()!r}")
-    # the default partition is marked with a '*' and listed first here
-    names = sorted((r[0] for r in rows), key=lambda p: not p.endswith("*"))
+    # the default partition is marked with a '*' and listed first here (once each)
+    names = sorted(dict.fromkeys(r[0] for r in rows), key=lambda p: not p.endswith("*"))
     return SlurmCluster(
-        partitions=tuple(p.rstrip("*") for p in names), cpus=min(int(r[1]) for r in usable)
+        partitions=tuple(p.rstrip("*") for p in names),
+        cpus=min(int(r[1].rstrip("+")) for r in usable),  # "2+": nodes of 2 CPUs or more
     )
