@@ -82,5 +82,6 @@ def small_corpus(corpus_path):
     return Corpus("slice", text, sha, f"{corpus_path}[:50000]")
 
 
-# Service fixtures (PostgreSQL, mlflow server, Chromium) from tests/fixtures_services.py.
-pytest_plugins = ["tests.fixtures_services"]
+# Service fixtures (PostgreSQL, mlflow server, Chromium) from tests/fixtures_services.py,
+# the Slurm cluster from tests/fixtures_slurm.py.
+pytest_plugins = ["tests.fixtures_services", "tests.fixtures_slurm"]
