@@ -86,7 +86,7 @@ class RunConfig:
     gpt: GPTConfig
     train: TrainConfig
     sample: SampleConfig
-    data: str | None = None  # None: the default corpus, with the offline fallback allowed
+    data: str | None = None  # None: the default corpus (the packaged tiny-shakespeare)
 
     def to_flat(self) -> dict[str, Any]:
         flat: dict[str, Any] = {}
