@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+from .credentials import redact, scrub
 from .errors import UserError
 from .paths import JOURNAL_NAME, journal_path
 
@@ -47,14 +47,6 @@ def heartbeat_seconds() -> int:
     except ValueError:
         raise UserError(f"{HEARTBEAT_ENV}={raw}: must be a whole number of seconds >= 1") from None
     return value
-
-
-def redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 def is_journal(url: str | None) -> bool:
@@ -106,7 +98,7 @@ def open_storage(
             if "already exists" in text or "UniqueViolation" in text or "duplicate key" in text:
                 time.sleep(0.5 + attempt)
                 continue
-            first = text.splitlines()[0] if text else type(e).__name__
+            first = scrub(text.splitlines()[0], url) if text else type(e).__name__
             raise UserError(f"cannot open the Optuna storage {redact(url)}: {first}") from None
     raise UserError(
         f"cannot open the Optuna storage {redact(url)}: its tables could not be created"

@@ -1,8 +1,9 @@
 """The only package that imports mlflow.
 
-store (Tracker: the MLflow adapter; RunInfo: a run without mlflow types), schema (RunState
-and Role enums, tag names), queries (baselines, seeds, sweeps), liveness (is a RUNNING
-run's process still there).
+store (Tracker: the MLflow adapter; RunInfo: a run without mlflow types), reach (is the
+store there, are its credentials taken), schema (RunState and Role enums, tag names), queries
+(baselines, seeds, sweeps), liveness (is a RUNNING run's process still there), models (a
+checkpoint as a registered MLflow Model).
 """
 
 from .liveness import alive, orphaned, reap_stale
@@ -18,9 +19,10 @@ from .queries import (
     runs_with_role,
     seeds_label,
 )
+from .reach import check_reachable, sqlite_path
 from .schema import *  # noqa: F403  (tag names, RunState, Role)
 from .schema import DEFAULT_EXPERIMENT, Role, RunState
-from .store import RunInfo, Tracker, check_reachable, resolve_uri, sqlite_path
+from .store import RunInfo, Tracker, resolve_uri
 
 __all__ = [
     "DEFAULT_EXPERIMENT",
