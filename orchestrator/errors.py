@@ -22,3 +22,17 @@ class StoreError(Exception):
     locked, a path too long): one line naming the store and the cause, exit code 1."""
 
     exit_code = 1
+
+
+class JournalError(StoreError):
+    """The Optuna journal of a search was lost under it (deleted, replaced, emptied) or could
+    not be written (a full disk): one line naming the journal, exit code 1. The search stops
+    and ends its MLflow runs FAILED with this message (studies.GuardedJournal raises it)."""
+
+
+class JournalLostError(JournalError):
+    pass
+
+
+class JournalFullError(JournalError):
+    pass
