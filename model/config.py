@@ -19,7 +19,7 @@ from model.errors import ConfigError
 # arithmetic, before torch sees a shape).
 MAX_SEED = 2**32 - 1  # what every random generator here takes
 MAX_VOCAB = 0x110000  # a character-level vocabulary: at most every Unicode code point
-MAX_BLOCK = 2**20
+MAX_BLOCK = 2**24  # a context longer than any corpus split here: refused by the split check
 MAX_LAYERS = 1024
 MAX_EMBED = 2**16  # n_head divides n_embed, so it is bounded too
 MAX_STEPS = 10**9  # max_steps, warmup_steps, eval_every

@@ -19,7 +19,7 @@ TINY = GPTConfig(vocab_size=11, block_size=16, n_layer=2, n_head=2, n_embed=32, 
         (
             {"block_size": 2.5},
             "block_size",
-            "block_size must be an integer in [1, 1048576] (got 2.5)",
+            "block_size must be an integer in [1, 16777216] (got 2.5)",
         ),
     ],
 )
