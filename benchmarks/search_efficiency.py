@@ -113,7 +113,9 @@ def main() -> None:
         help="relative: 0.005 = within 0.5%% of the grid's best",
     )
     ap.add_argument("--max-trials", type=int, default=40)
-    ap.add_argument("--data", default=None, help="corpus (default: shakespeare, offline fallback)")
+    ap.add_argument(
+        "--data", default=None, help="corpus (default: shakespeare, shipped in the package)"
+    )
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     base = build("smoke", dict(SHAPE), data=args.data)

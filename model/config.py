@@ -13,12 +13,51 @@ from pathlib import Path
 
 from model.errors import ConfigError
 
+# Stated bounds, checked before anything is allocated: far above any model this tool trains,
+# they turn a typo (n_layer=99999999999999999999) into one line naming the range. Whether a
+# size within them fits the device is footprint.check_fits's question (exact integer
+# arithmetic, before torch sees a shape).
+MAX_SEED = 2**32 - 1  # what every random generator here takes
+MAX_VOCAB = 0x110000  # a character-level vocabulary: at most every Unicode code point
+MAX_BLOCK = 2**24  # a context longer than any corpus split here: refused by the split check
+MAX_LAYERS = 1024
+MAX_EMBED = 2**16  # n_head divides n_embed, so it is bounded too
+MAX_STEPS = 10**9  # max_steps, warmup_steps, eval_every
+MAX_BATCH = 2**20  # batch_size, grad_accum_steps
+MAX_EVAL_ITERS = 10**6
+MAX_NEW_TOKENS = 100_000  # characters one sample may generate (about 100 KB of text)
+INT_BOUNDS = {
+    "vocab_size": (1, MAX_VOCAB),
+    "block_size": (1, MAX_BLOCK),
+    "n_layer": (1, MAX_LAYERS),
+    "n_head": (1, MAX_EMBED),
+    "n_embed": (1, MAX_EMBED),
+    "max_steps": (1, MAX_STEPS),
+    "batch_size": (1, MAX_BATCH),
+    "grad_accum_steps": (1, MAX_BATCH),
+    "eval_every": (1, MAX_STEPS),
+    "eval_iters": (1, MAX_EVAL_ITERS),
+    "warmup_steps": (0, MAX_STEPS),
+    "seed": (0, MAX_SEED),
+    "top_k": (0, MAX_VOCAB),
+    "max_new_tokens": (0, MAX_NEW_TOKENS),
+}
+
 
 def check_int(cfg, *names: str) -> None:
+    """Each of `names` is an int (not a bool) within its INT_BOUNDS."""
     for name in names:
         v = getattr(cfg, name)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ConfigError(name, f"{name} must be an integer >= 1 (got {v!r})")
+        low, high = INT_BOUNDS[name]
+        if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+            raise ConfigError(name, f"{name} must be an integer in [{low}, {high}] (got {v!r})")
+
+
+def check_seed(seed, key: str = "seed") -> int:
+    """A seed every random generator here takes: an int in [0, MAX_SEED]."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(key, f"{key} must be an integer in [0, {MAX_SEED}] (got {seed!r})")
+    return seed
 
 
 @dataclass(frozen=True)
@@ -80,20 +119,20 @@ class TrainConfig:
     save_best: str = "best.pt"  # file name of the best checkpoint inside out_dir
 
     def __post_init__(self):
-        for k in ("max_steps", "batch_size", "grad_accum_steps", "eval_every", "eval_iters"):
-            v = getattr(self, k)
-            if not _is_int(v) or v < 1:
-                raise ConfigError(k, f"{k} must be an integer >= 1 (got {v!r})")
-        if not _is_int(self.warmup_steps) or self.warmup_steps < 0:
-            raise ConfigError(
-                "warmup_steps", f"warmup_steps must be an integer >= 0 (got {self.warmup_steps!r})"
-            )
+        check_int(
+            self,
+            "max_steps",
+            "batch_size",
+            "grad_accum_steps",
+            "eval_every",
+            "eval_iters",
+            "warmup_steps",
+            "seed",
+        )
         if not _is_int(self.threads) or self.threads < 0:
             raise ConfigError(
                 "threads", f"threads must be an integer >= 0, 0 = auto (got {self.threads!r})"
             )
-        if not _is_int(self.seed) or self.seed < 0:
-            raise ConfigError("seed", f"seed must be an integer >= 0 (got {self.seed!r})")
         if not _is_num(self.lr) or self.lr <= 0:
             raise ConfigError("lr", f"lr must be a number > 0 (got {self.lr!r})")
         if not _is_num(self.min_lr_ratio) or not 0 <= self.min_lr_ratio <= 1:
@@ -135,8 +174,8 @@ class TrainConfig:
 @dataclass(frozen=True)
 class SampleConfig:
     temperature: float = 0.8  # > 0
-    top_k: int = 50  # >= 0, 0 = off
-    max_new_tokens: int = 200  # >= 0
+    top_k: int = 50  # >= 0, 0 = off; above the vocabulary: clamped (sample.clamp_top_k)
+    max_new_tokens: int = 200  # in [0, MAX_NEW_TOKENS]
 
     def __post_init__(self):
         t = self.temperature
@@ -146,7 +185,4 @@ class SampleConfig:
             or not (math.isfinite(t) and t > 0)
         ):
             raise ConfigError("temperature", f"temperature must be a number > 0 (got {t!r})")
-        for k in ("top_k", "max_new_tokens"):
-            v = getattr(self, k)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ConfigError(k, f"{k} must be an integer >= 0 (got {v!r})")
+        check_int(self, "top_k", "max_new_tokens")

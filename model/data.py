@@ -1,37 +1,34 @@
-"""Corpus resolution (tiny-shakespeare, pydoc, or a file), CharTokenizer, Dataset."""
+"""Corpus resolution (tiny-shakespeare shipped in the package, pydoc, or a file),
+CharTokenizer, Dataset."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import os
-import urllib.error
-import urllib.request
+import stat
 from dataclasses import dataclass
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import torch
 
 from model.errors import ConfigError
-from model.files import atomic_path
 
 SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
-SHAKESPEARE_URL = (
-    "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
-)
-SHAKESPEARE_FILE = "tinyshakespeare.txt"
-DATA_DIR_ENV = "SWEEP_DATA_DIR"
+SHAKESPEARE_FILE = "corpora/tinyshakespeare.txt"  # inside this package (package data)
 MIN_CHARS = 1000  # a corpus shorter than this cannot give a useful train/val split
+FILE_KINDS = (  # what a --data path that is not a regular file is, for the message
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISDIR, "a directory"),
+)
 
 
 class CorpusError(Exception):
     """The corpus cannot be had; the message names the way(s) out."""
-
-
-def default_data_dir() -> Path:
-    if os.environ.get(DATA_DIR_ENV):
-        return Path(os.environ[DATA_DIR_ENV]).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "sweep"
 
 
 @dataclass(frozen=True)
@@ -40,110 +37,98 @@ class Corpus:
     text: str
     sha256: str
     source: str
-    notice: str | None = None
 
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def pydoc_corpus(notice: str | None = None) -> Corpus:
+def pydoc_corpus() -> Corpus:
+    """CPython's bundled reference text: an offline corpus, only when asked for by name."""
     from pydoc_data.topics import topics
 
     text = "\n".join(topics[k] for k in sorted(topics))
-    return Corpus("pydoc", text, sha256_hex(text.encode()), "pydoc_data.topics", notice)
+    return Corpus("pydoc", text, sha256_hex(text.encode()), "pydoc_data.topics")
+
+
+def packaged_shakespeare() -> Traversable:
+    """tiny-shakespeare (1.1 MB, public domain) as shipped inside this package."""
+    return importlib.resources.files("model").joinpath(SHAKESPEARE_FILE)
+
+
+def shakespeare_corpus(resource: Traversable | None = None) -> Corpus:
+    """tiny-shakespeare from the package, checked against its sha256: no download, and never
+    another corpus in its place."""
+    resource = packaged_shakespeare() if resource is None else resource
+    try:
+        data = resource.read_bytes()
+    except OSError as e:
+        raise CorpusError(
+            f"tiny-shakespeare is missing from the installed package ({resource}: "
+            f"{e.strerror or e}); reinstall sweep, or train on your own text with "
+            f"`sweep baseline --data FILE`"
+        ) from e
+    got = sha256_hex(data)
+    if got != SHAKESPEARE_SHA256:
+        raise CorpusError(
+            f"the packaged tiny-shakespeare at {resource} has sha256 {got}, expected "
+            f"{SHAKESPEARE_SHA256}; reinstall sweep, or train on your own text with "
+            f"`sweep baseline --data FILE`"
+        )
+    return Corpus("shakespeare", data.decode("utf-8"), got, str(resource))
+
+
+def looks_like_url(spec: str) -> bool:
+    scheme, sep, _ = spec.partition("://")
+    return bool(sep) and scheme.replace("+", "").replace("-", "").replace(".", "").isalnum()
+
+
+def read_regular_file(spec: str) -> bytes:
+    """The bytes of the file `spec` names; anything but a regular file is refused before it
+    could block (a FIFO's open() waits for a writer, a device may never end)."""
+    path = Path(spec).expanduser()
+    try:
+        kind = next((what for test, what in FILE_KINDS if test(os.stat(path).st_mode)), None)
+        if kind is not None:
+            raise CorpusError(f"--data {spec}: is {kind}, not a regular file; give a text file")
+        # O_NONBLOCK: should a FIFO be put there since the stat, open() does not wait on it
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise CorpusError(f"cannot read corpus file {spec}: {e.strerror or e}") from e
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise CorpusError(f"--data {spec}: is not a regular file; give a text file")
+        os.set_blocking(fd, True)
+        try:
+            return f.read()
+        except OSError as e:
+            raise CorpusError(f"cannot read corpus file {spec}: {e.strerror or e}") from e
 
 
 def file_corpus(spec: str) -> Corpus:
-    path = Path(spec).expanduser()
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise CorpusError(f"cannot read corpus file {path}: {e.strerror or e}") from e
+    if looks_like_url(spec):
+        raise CorpusError(
+            f"--data {spec}: a URL is not downloaded; download the file yourself (e.g. "
+            f"`curl -o corpus.txt '{spec}'`) and pass its path: `--data corpus.txt`"
+        )
+    data = read_regular_file(spec)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise CorpusError(
-            f"corpus file {path} is not UTF-8 text ({e.reason} at byte {e.start})"
+            f"corpus file {spec} is not UTF-8 text ({e.reason} at byte {e.start})"
         ) from e
     if len(text) < MIN_CHARS:
         raise CorpusError(
-            f"corpus file {path} is too short ({len(text)} characters; need at least {MIN_CHARS})"
+            f"corpus file {spec} is too short ({len(text)} characters; need at least {MIN_CHARS})"
         )
-    return Corpus(spec, text, sha256_hex(data), str(path))
+    return Corpus(spec, text, sha256_hex(data), str(Path(spec).expanduser()))
 
 
-def ways_out(path: Path) -> str:
-    return (
-        f"put the file at {path} (or set {DATA_DIR_ENV} to a folder holding {SHAKESPEARE_FILE}), "
-        f"or train on your own text with `sweep baseline --data FILE` (sweeps use their "
-        f"baseline's corpus)"
-    )
-
-
-def download(url: str, path: Path, timeout: float) -> bytes:
-    """Fetch url, verify its checksum, then write it atomically to path."""
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        data = r.read()
-    got = sha256_hex(data)
-    if got != SHAKESPEARE_SHA256:
-        raise CorpusError(
-            f"the download from {url} has sha256 {got}, expected {SHAKESPEARE_SHA256}; not used"
-        )
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    return data
-
-
-def shakespeare_corpus(data_dir: Path, url: str, timeout: float, fallback: bool) -> Corpus:
-    path = data_dir / SHAKESPEARE_FILE
-    if path.exists():
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise CorpusError(f"cannot read {path}: {e.strerror or e}; {ways_out(path)}") from e
-        got = sha256_hex(data)
-        if got != SHAKESPEARE_SHA256:
-            raise CorpusError(
-                f"the file at {path} has sha256 {got}, expected {SHAKESPEARE_SHA256}; "
-                f"delete it to download it again, or record a baseline on it as your own text with "
-                f"`sweep baseline --data {path}`"
-            )
-        return Corpus("shakespeare", data.decode("utf-8"), got, str(path))
-    try:
-        data = download(url, path, timeout)
-    except CorpusError as e:
-        why = str(e)
-        if not fallback:
-            raise CorpusError(f"tiny-shakespeare could not be had: {why}; {ways_out(path)}") from e
-    except (OSError, ValueError) as e:  # URLError, HTTPError, timeouts are OSError
-        reason = getattr(e, "reason", None) or e
-        if isinstance(e, urllib.error.HTTPError):
-            reason = f"HTTP {e.code} {e.reason}"
-        why = f"download from {url} failed ({reason})"
-        if not fallback:
-            raise CorpusError(f"tiny-shakespeare could not be had: {why}; {ways_out(path)}") from e
-    else:
-        return Corpus("shakespeare", data.decode("utf-8"), SHAKESPEARE_SHA256, str(path))
-    notice = (
-        f"tiny-shakespeare could not be had: {why}. "
-        f"Training on the offline pydoc corpus instead; results are NOT comparable to "
-        f"tiny-shakespeare runs. To fix: {ways_out(path)}."
-    )
-    return pydoc_corpus(notice)
-
-
-def resolve_corpus(
-    spec: str | None = None,
-    *,
-    data_dir: Path | None = None,
-    url: str = SHAKESPEARE_URL,
-    timeout: float = 10.0,
-) -> Corpus:
-    """None = the default (shakespeare, falling back to pydoc); "shakespeare", "pydoc", or a path."""
+def resolve_corpus(spec: str | None = None) -> Corpus:
+    """None or "shakespeare": the packaged tiny-shakespeare; "pydoc"; or a path to a file."""
     if spec is None or spec == "shakespeare":
-        d = Path(data_dir) if data_dir is not None else default_data_dir()
-        return shakespeare_corpus(d, url, timeout, fallback=spec is None)
+        return shakespeare_corpus()
     if spec == "pydoc":
         return pydoc_corpus()
     return file_corpus(spec)

@@ -1,4 +1,4 @@
-"""Files that matter (corpus cache, checkpoints, exports) are written whole or not at all.
+"""Files that matter (checkpoints, exports) are written whole or not at all.
 
 Standard library only, so commands that only write a table do not import torch.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 def atomic_path(path: Path):
     """A temporary path beside `path`, renamed onto it when the block succeeds and removed
     when it fails, so a crash never leaves half a file. The result gets the usual file mode
-    (mkstemp's is 0600). Used for the corpus cache, checkpoints and exports."""
+    (mkstemp's is 0600). Used for checkpoints and exports."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

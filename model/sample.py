@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from model.config import SampleConfig
+from model.config import SampleConfig, check_seed
 from model.data import CharTokenizer
 from model.errors import ConfigError
 from model.gpt import GPT, GPTConfig
@@ -83,6 +83,7 @@ def generate_text(
 ) -> tuple[str, list[str]]:
     """Return (prompt + continuation, notices). Prompt None: a newline, or, for a corpus
     without newlines, its first vocabulary character, so every corpus can be sampled."""
+    check_seed(seed)
     if prompt is None:
         prompt = default_prompt(tokenizer)
     bad = tokenizer.unknown(prompt)

@@ -22,6 +22,7 @@ from model.config import AMPS, DEVICES, SampleConfig, TrainConfig
 from model.data import Dataset
 from model.errors import ConfigError
 from model.files import atomic_path
+from model.footprint import check_fits
 from model.gpt import GPT, GPTConfig
 from model.sample import CHECKPOINT_FORMAT, generate_text
 
@@ -191,6 +192,10 @@ class Trainer:
         self.device = resolve_device(train_config.device)
         self.dtype = resolve_amp(train_config.amp, self.device)
         self.threads = resolve_threads(train_config.threads)
+        # before anything is allocated: a model or batch the device cannot hold is refused
+        self.footprint = check_fits(
+            self.gpt_config, train_config, self.device, self.dtype is not None
+        )
         self.model: GPT | None = None
 
     def autocast(self):

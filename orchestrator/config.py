@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from model.config import GPTConfig, SampleConfig, TrainConfig
+from model.config import MAX_SEED, GPTConfig, SampleConfig, TrainConfig
 from model.errors import ConfigError
 
 from .errors import UserError
@@ -51,9 +51,6 @@ RUN_ONLY = frozenset({"device", "save_best", "threads"})
 # (a comparison repeats over seeds) and its corpus (a comparison holds it fixed). A search
 # never varies them; a best variant's differences from its baseline leave them out.
 FIXED_KEYS = RUN_ONLY | {"seed", DATA_KEY}
-
-
-MAX_SEED = 2**32 - 1  # what every random generator here takes
 
 
 def is_config_key(key: str) -> bool:
@@ -95,7 +92,7 @@ class RunConfig:
     gpt: GPTConfig
     train: TrainConfig
     sample: SampleConfig
-    data: str | None = None  # None: the default corpus, with the offline fallback allowed
+    data: str | None = None  # None: the default corpus (the packaged tiny-shakespeare)
 
     def to_flat(self) -> dict[str, Any]:
         flat: dict[str, Any] = {}
@@ -152,10 +149,14 @@ def coerce(key: str, raw: Any) -> Any:
             if isinstance(text, int):
                 value = text
             else:
-                number = float(str(text).replace("_", ""))
-                if not number.is_integer():
-                    raise ValueError
-                value = int(number)
+                digits = str(text).replace("_", "")
+                try:
+                    value = int(digits)  # exact: 99999999999999999999 stays what was typed
+                except ValueError:
+                    number = float(digits)  # "1e3"
+                    if not number.is_integer():
+                        raise ValueError from None
+                    value = int(number)
             if key == "seed" and not 0 <= value <= MAX_SEED:
                 raise ConfigError(key, f"seed must be an integer in [0, {MAX_SEED}] (got {raw!r})")
             return value

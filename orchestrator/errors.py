@@ -24,6 +24,20 @@ class StoreError(Exception):
     exit_code = 1
 
 
+class JournalError(StoreError):
+    """The Optuna journal of a search was lost under it (deleted, replaced, emptied) or could
+    not be written (a full disk): one line naming the journal, exit code 1. The search stops
+    and ends its MLflow runs FAILED with this message (studies.GuardedJournal raises it)."""
+
+
+class JournalLostError(JournalError):
+    pass
+
+
+class JournalFullError(JournalError):
+    pass
+
+
 def first_line(e: BaseException) -> str:
     """The first line of an exception's message ('' when it has none)."""
     text = str(e).strip()

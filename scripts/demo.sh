@@ -9,12 +9,7 @@ demo_dir=${DEMO_DIR:-$here/sweep-demo}
 mkdir -p "$demo_dir"
 cd "$demo_dir"
 
-# The corpus: tiny-shakespeare from the data directory (checked against its sha256),
-# the workplace's shared copy when there is one, else one download; with no network
-# and no copy the tool says so and falls back to the offline pydoc corpus.
-if [ -z "${SWEEP_DATA_DIR:-}" ] && [ -f "$here/../shared/data/tinyshakespeare.txt" ]; then
-    export SWEEP_DATA_DIR="$here/../shared/data"
-fi
+# The corpus: tiny-shakespeare, shipped inside the package (checked against its sha256).
 export MLFLOW_TRACKING_URI="sqlite:///$demo_dir/mlflow.db"
 
 echo "== sweep baseline --profile smoke --seeds 2"

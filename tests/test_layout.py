@@ -5,8 +5,8 @@
   runs `pkg/__init__` first); results/ never imports sweeps/ or execution/, and never writes
   to the store; only sweeps/ imports execution/;
 - no function over 60 lines without a `# long:` comment saying why;
-- mlflow only under orchestrator/tracking/, optuna only under orchestrator/search/ and the
-  storage adapter (studies.py), model/ nothing of the orchestration;
+- mlflow only under orchestrator/tracking/, optuna only under orchestrator/sweeps/search/ and the
+  storage adapter (studies/), model/ nothing of the orchestration;
 - run states are an enum: MLflow status literals only in the tracking schema;
 - no private attribute of another object (Optuna's or anyone's: `x._name`,
   `getattr(x, "_name")`, `from optuna._x import`) in any project module, but for the few
@@ -251,7 +251,7 @@ def test_mlflow_only_in_tracking_optuna_only_in_search_and_the_storage_adapter()
     mlflow = sorted(rel(p) for p in sources() if "mlflow" in roots(p))
     assert mlflow and all(p.startswith("orchestrator/tracking/") for p in mlflow), mlflow
     optuna = sorted(rel(p) for p in sources() if "optuna" in roots(p))
-    allowed = ("orchestrator/sweeps/search/", "orchestrator/studies.py")
+    allowed = ("orchestrator/sweeps/search/", "orchestrator/studies/")
     assert optuna and all(p.startswith(allowed) for p in optuna), optuna
     # nor does anything reach around the tracker to MLflow's client
     leaks = sorted(rel(p) for p in sources() if ".client." in p.read_text(encoding="utf-8"))

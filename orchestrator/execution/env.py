@@ -77,8 +77,6 @@ class RunEnv:
                 corpus = resolve_corpus(spec)
             except CorpusError as e:
                 raise UserError(str(e)) from None
-            if corpus.notice:
-                self.progress.warn(corpus.notice)
             self._datasets[spec] = Dataset(corpus)
         return self._datasets[spec]
 

@@ -1,8 +1,9 @@
 """The only package that imports mlflow.
 
-store (Tracker: the MLflow adapter; RunInfo: a run without mlflow types), schema (RunState
-and Role enums, tag names), queries (baselines, seeds, sweeps), liveness (is a RUNNING
-run's process still there).
+store (Tracker: the MLflow adapter; RunInfo: a run without mlflow types), reach (is the
+store there, are its credentials taken), schema (RunState and Role enums, tag names), queries
+(baselines, seeds, sweeps), liveness (is a RUNNING run's process still there), models (a
+checkpoint as a registered MLflow Model).
 """
 
 from .liveness import alive, orphaned, reap_stale
@@ -10,6 +11,7 @@ from .queries import (
     baseline_members,
     baseline_seeds,
     find_baseline,
+    find_search,
     find_sweep,
     has_result,
     is_seeded,
@@ -19,9 +21,10 @@ from .queries import (
     seeds_label,
     source_of,
 )
+from .reach import check_reachable, sqlite_path
 from .schema import *  # noqa: F403  (tag names, RunState, Role)
 from .schema import DEFAULT_EXPERIMENT, Role, RunState
-from .store import RunInfo, Tracker, check_reachable, resolve_uri, sqlite_path
+from .store import RunInfo, Tracker, resolve_uri
 
 __all__ = [
     "DEFAULT_EXPERIMENT",
@@ -34,6 +37,7 @@ __all__ = [
     "baseline_seeds",
     "check_reachable",
     "find_baseline",
+    "find_search",
     "find_sweep",
     "has_result",
     "is_seeded",

@@ -9,11 +9,13 @@ from ..errors import NoBaselineError, UserError
 from .schema import (
     FINISHED_STATUS,
     SWEEP_ROLES,
+    TAG_BASELINE,
     TAG_KNOB,
     TAG_REUSED_FROM,
     TAG_ROLE,
     TAG_SEED_LIST,
     TAG_SEEDS,
+    TAG_STUDY,
     Role,
     RunState,
 )
@@ -126,6 +128,19 @@ def find_sweep(tracker: Tracker, sweep_id: str | None = None, knob: str | None =
             "run `sweep ablate --knob dropout`"
         )
     return runs[0]
+
+
+def find_search(tracker: Tracker, study: str, baseline_id: str | None = None) -> RunInfo | None:
+    """The parent run `search:<study>` of an Optuna study (the newest, should there be several),
+    by its tags: how a study whose link to its parent was lost (a torn journal line) finds it
+    again."""
+    runs = [  # compared here, not in the filter: a study name may hold any character
+        r
+        for r in tracker.search(f"tags.`{TAG_ROLE}` = '{Role.SEARCH}'")
+        if r.tags.get(TAG_STUDY) == study
+        and (baseline_id is None or r.tags.get(TAG_BASELINE) == baseline_id)
+    ]
+    return runs[0] if runs else None
 
 
 def running(tracker: Tracker) -> list[RunInfo]:

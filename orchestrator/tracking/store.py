@@ -14,10 +14,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
+from ..credentials import export_tracking_credentials, redact, scrub
 from ..errors import StoreError, UserError
 from ..paths import slug
+from .reach import check_reachable, sqlite_path
 from .schema import (
     DEFAULT_EXPERIMENT,
     PARENT_TAG,
@@ -38,31 +39,6 @@ def resolve_uri(uri: str | None) -> str:
     if uri:
         return uri
     return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-
-
-def sqlite_path(uri: str) -> Path | None:
-    if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///") :])
-    return None
-
-
-def check_reachable(uri: str, timeout: float = 5.0) -> None:
-    scheme = urlparse(uri).scheme
-    if scheme in ("http", "https"):
-        import urllib.error
-        import urllib.request  # here, not at the top: `sweep --help` does not pay for it
-
-        url = uri.rstrip("/") + "/health"
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as resp:
-                if resp.status != 200:
-                    raise OSError(f"HTTP {resp.status}")
-        except (OSError, urllib.error.URLError) as e:
-            reason = getattr(e, "reason", e)
-            raise UserError(f"cannot reach the MLflow tracking server at {uri}: {reason}") from None
-    db = sqlite_path(uri)
-    if db is not None and not db.parent.is_dir():
-        raise UserError(f"tracking store directory does not exist: {db.parent} (from {uri})")
 
 
 @dataclass
@@ -112,7 +88,8 @@ def _writes(method):
         except (UserError, StoreError):
             raise
         except Exception as e:
-            raise StoreError(f"cannot write to the MLflow store {self.uri}: {_cause(e)}") from None
+            cause = scrub(_cause(e), self.connect_uri)
+            raise StoreError(f"cannot write to the MLflow store {self.uri}: {cause}") from None
 
     return wrapper
 
@@ -144,14 +121,19 @@ class Tracker:
                 f"--experiment must be 1 to {MAX_EXPERIMENT_NAME} characters (got {len(experiment)}): "
                 "it names a folder of the store"
             )
-        self.uri = resolve_uri(uri)
-        check_reachable(self.uri)
+        uri = resolve_uri(uri)
+        check_reachable(uri)
+        # `connect_uri`: what MLflow connects with (an http URI's user-info moved to MLflow's
+        # variables, which worker processes inherit; a database URL keeps its password);
+        # `uri`: what people see and runs record, never with a password in it.
+        self.connect_uri = export_tracking_credentials(uri)
+        self.uri = redact(self.connect_uri)
         db = sqlite_path(self.uri)
         if not create and db is not None and not db.exists():
             raise UserError(
                 f"no MLflow store at {db}: record a baseline first (`sweep baseline`), or pass --tracking-uri"
             )
-        self.client = MlflowClient(tracking_uri=self.uri)
+        self.client = MlflowClient(tracking_uri=self.connect_uri)
         self._metrics = MetricWriter(self.client.log_batch)
         self.experiment_name = experiment
         exp = self._first_contact(experiment)
@@ -186,7 +168,8 @@ class Tracker:
                 if "already exists" in str(e) and attempt < 4:
                     time.sleep(0.5 + attempt)
                     continue
-                raise StoreError(f"cannot open the MLflow store {self.uri}: {_cause(e)}") from None
+                cause = scrub(_cause(e), self.connect_uri)
+                raise StoreError(f"cannot open the MLflow store {self.uri}: {cause}") from None
         return None
 
     def _artifact_location(self, experiment: str) -> str | None:
@@ -343,7 +326,8 @@ class Tracker:
             if e.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
                 raise UserError(f"no run with id '{run_id}' in {self.uri}") from None
             # a locked or unreadable store is not a missing run
-            raise StoreError(f"cannot read the MLflow store {self.uri}: {_cause(e)}") from None
+            cause = scrub(_cause(e), self.connect_uri)
+            raise StoreError(f"cannot read the MLflow store {self.uri}: {cause}") from None
         return _info(run)
 
     def search(

@@ -1,6 +1,6 @@
 """A `sweep search` process SIGKILLed mid-trial on the embedded journal storage: the next
 search fails its trial, retries it once and ends its MLflow run KILLED (the unit tests of
-the recovery are in tests/orchestrator/search/test_recovery.py)."""
+the recovery are in tests/orchestrator/sweeps/search/test_recovery.py)."""
 
 from __future__ import annotations
 

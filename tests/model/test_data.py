@@ -1,7 +1,10 @@
-import functools
+import errno
 import hashlib
-import http.server
-import threading
+import importlib.resources
+import os
+import socket
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -12,32 +15,9 @@ from model.data import (
     Corpus,
     CorpusError,
     Dataset,
-    default_data_dir,
     resolve_corpus,
 )
 from model.errors import ConfigError
-
-DEAD_URL = "http://127.0.0.1:9/"  # discard port: refused at once
-
-
-class Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def serve(tmp_path):
-    """Serve files written to a folder from 127.0.0.1; yields (folder, base url)."""
-    root = tmp_path / "www"
-    root.mkdir()
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(root))
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 def test_tokenizer_roundtrip_and_unknown():
@@ -87,17 +67,9 @@ def test_block_size_longer_than_val_split():
     )
 
 
-def test_default_data_dir(monkeypatch, tmp_path):
-    monkeypatch.setenv("SWEEP_DATA_DIR", str(tmp_path / "d"))
-    assert default_data_dir() == tmp_path / "d"
-    monkeypatch.delenv("SWEEP_DATA_DIR")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "c"))
-    assert default_data_dir() == tmp_path / "c" / "sweep"
-
-
 def test_pydoc_is_deterministic():
     a, b = resolve_corpus("pydoc"), resolve_corpus("pydoc")
-    assert a.name == "pydoc" and a.notice is None
+    assert a.name == "pydoc"
     assert len(a.text) > 100_000 and a.sha256 == b.sha256
     assert a.sha256 == hashlib.sha256(a.text.encode()).hexdigest()
 
@@ -117,71 +89,97 @@ def test_file_corpus(tmp_path, small_corpus):
         resolve_corpus(str(tmp_path / "short.txt"))
 
 
-def test_shakespeare_from_data_dir(corpus_path):
-    if corpus_path.name != "tinyshakespeare.txt":
-        pytest.skip("tiny-shakespeare is not on this machine")
-    c = resolve_corpus("shakespeare", data_dir=corpus_path.parent, url=DEAD_URL)
-    assert c.name == "shakespeare" and c.sha256 == data.SHAKESPEARE_SHA256
-    assert len(c.text) == 1115394
+def test_packaged_corpus_found_and_matches():
+    """The wheel and the editable install both carry tiny-shakespeare (package data)."""
+    res = importlib.resources.files("model") / "corpora" / "tinyshakespeare.txt"
+    assert res.is_file()
+    assert hashlib.sha256(res.read_bytes()).hexdigest() == data.SHAKESPEARE_SHA256
 
 
-def test_checksum_mismatch_refused(tmp_path):
-    (tmp_path / "tinyshakespeare.txt").write_text("not shakespeare " * 100)
-    for spec in (None, "shakespeare"):  # never used silently, not even with fallback allowed
-        with pytest.raises(CorpusError) as e:
-            resolve_corpus(spec, data_dir=tmp_path, url=DEAD_URL)
-        msg = str(e.value)
-        assert str(tmp_path / "tinyshakespeare.txt") in msg
-        assert data.SHAKESPEARE_SHA256 in msg
-        assert hashlib.sha256(b"not shakespeare " * 100).hexdigest() in msg
+def test_default_is_shakespeare_offline(tmp_path, monkeypatch):
+    """No download and no fallback: the default and `shakespeare` are the packaged text, with
+    no network (the proxy points nowhere) and no cache folder."""
+    monkeypatch.setenv("SWEEP_DATA_DIR", str(tmp_path / "empty"))
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    for spec in (None, "shakespeare"):
+        c = resolve_corpus(spec)
+        assert c.name == "shakespeare" and c.sha256 == data.SHAKESPEARE_SHA256
+        assert len(c.text) == 1115394 and c.text.startswith("First Citizen:")
 
 
-def test_download_writes_file_atomically(serve, tmp_path, corpus_path, monkeypatch):
-    root, base = serve
-    payload = corpus_path.read_bytes()
-    (root / "input.txt").write_bytes(payload)
-    # the shared file's sha256 is the real one; a generated corpus needs the expected value moved
-    monkeypatch.setattr(data, "SHAKESPEARE_SHA256", hashlib.sha256(payload).hexdigest())
-    dest = tmp_path / "cache" / "sub"
-    c = resolve_corpus("shakespeare", data_dir=dest, url=f"{base}/input.txt")
-    assert c.name == "shakespeare" and c.text == payload.decode()
-    assert (dest / "tinyshakespeare.txt").read_bytes() == payload
-    assert sorted(p.name for p in dest.iterdir()) == ["tinyshakespeare.txt"]  # no temp left
-    # a second call reads the cached file: the server is not needed any more
-    (root / "input.txt").unlink()
-    assert resolve_corpus("shakespeare", data_dir=dest, url=DEAD_URL).sha256 == c.sha256
-
-
-def test_download_with_bad_checksum_refused(serve, tmp_path):
-    root, base = serve
-    (root / "input.txt").write_text("tampered " * 200)
-    dest = tmp_path / "cache"
-    with pytest.raises(CorpusError, match="expected " + data.SHAKESPEARE_SHA256):
-        resolve_corpus("shakespeare", data_dir=dest, url=f"{base}/input.txt")
-    assert not dest.exists() or list(dest.iterdir()) == []  # nothing written
-    # with fallback allowed, the bad download is reported and pydoc is used instead
-    c = resolve_corpus(None, data_dir=dest, url=f"{base}/input.txt")
-    assert c.name == "pydoc" and "sha256" in c.notice
-
-
-def test_offline_fallback_only_by_default(tmp_path):
-    c = resolve_corpus(None, data_dir=tmp_path, url=DEAD_URL, timeout=2)
-    assert c.name == "pydoc" and c.text == resolve_corpus("pydoc").text
-    assert "tiny-shakespeare could not be had" in c.notice
-    assert str(tmp_path / "tinyshakespeare.txt") in c.notice
-    assert "SWEEP_DATA_DIR" in c.notice and "--data FILE" in c.notice
-    assert not c.notice.upper().startswith("WARNING")  # shown after "warning: " already
-    assert "sweep baseline --data FILE" in c.notice  # ablate/search have no --data option
+def test_damaged_packaged_corpus_refused(tmp_path):
+    """A packaged copy that does not match its checksum is an error, never used."""
+    bad = tmp_path / "tinyshakespeare.txt"
+    bad.write_text("not shakespeare " * 100)
     with pytest.raises(CorpusError) as e:
-        resolve_corpus("shakespeare", data_dir=tmp_path, url=DEAD_URL, timeout=2)
+        data.shakespeare_corpus(bad)
     msg = str(e.value)
-    assert "could not be had" in msg and "--data FILE" in msg
-    assert str(tmp_path / "tinyshakespeare.txt") in msg
+    assert str(bad) in msg and data.SHAKESPEARE_SHA256 in msg
+    assert hashlib.sha256(b"not shakespeare " * 100).hexdigest() in msg
+    assert "reinstall sweep" in msg and "--data FILE" in msg
+    with pytest.raises(CorpusError, match="missing from the installed package"):
+        data.shakespeare_corpus(tmp_path / "gone.txt")
 
 
-def test_http_error_is_a_failed_download(serve, tmp_path):
-    _, base = serve
-    dest = tmp_path / "cache"
-    with pytest.raises(CorpusError, match="HTTP 404"):
-        resolve_corpus("shakespeare", data_dir=dest, url=f"{base}/nothing-here.txt")
-    assert not dest.exists()
+def resolve_in_child(spec: str, timeout: float = 20.0) -> subprocess.CompletedProcess:
+    """resolve_corpus(spec) in a fresh interpreter, killed after `timeout` s (a FIFO blocked
+    open() for ever before it was refused)."""
+    code = (
+        "import sys\n"
+        "from model.data import CorpusError, resolve_corpus\n"
+        "try:\n"
+        "    resolve_corpus(sys.argv[1])\n"
+        "except CorpusError as e:\n"
+        "    print(e); sys.exit(2)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, spec], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_fifo_refused_before_open(tmp_path):
+    fifo = tmp_path / "corpus.fifo"
+    os.mkfifo(fifo)
+    try:
+        r = resolve_in_child(str(fifo))
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"--data {fifo} blocked (a FIFO with no writer)")
+    assert r.returncode == 2, r.stderr
+    assert r.stdout.strip() == (
+        f"--data {fifo}: is a named pipe (FIFO), not a regular file; give a text file"
+    )
+    # nothing opened it for reading: a writer opening without blocking finds no reader
+    with pytest.raises(OSError) as e:
+        os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    assert e.value.errno == errno.ENXIO
+
+
+def test_other_non_regular_files_refused(tmp_path):
+    with pytest.raises(CorpusError, match=r"is a directory, not a regular file"):
+        resolve_corpus(str(tmp_path))
+    with pytest.raises(CorpusError, match=r"is a character device, not a regular file"):
+        resolve_corpus("/dev/zero")  # would never end
+    sock_path = tmp_path / "s.sock"
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(sock_path))
+        with pytest.raises(CorpusError, match=r"is a socket, not a regular file"):
+            resolve_corpus(str(sock_path))
+    # a symlink to a FIFO is a FIFO
+    os.mkfifo(tmp_path / "f")
+    (tmp_path / "link.txt").symlink_to(tmp_path / "f")
+    with pytest.raises(CorpusError, match=r"link\.txt: is a named pipe"):
+        resolve_corpus(str(tmp_path / "link.txt"))
+
+
+def test_url_refused_as_given():
+    url = "http://example.com/x.txt"
+    with pytest.raises(CorpusError) as e:
+        resolve_corpus(url)
+    msg = str(e.value)
+    assert msg.startswith(f"--data {url}: a URL is not downloaded")
+    assert "http:/example.com" not in msg
+    assert f"curl -o corpus.txt '{url}'" in msg and "--data corpus.txt" in msg
+    for other in ("https://host/a b.txt", "s3://bucket/key", "file:///tmp/x.txt"):
+        with pytest.raises(CorpusError, match=f"--data {other}: a URL"):
+            resolve_corpus(other)

@@ -15,8 +15,12 @@ TINY = GPTConfig(vocab_size=11, block_size=16, n_layer=2, n_head=2, n_embed=32, 
         ({"dropout": 1.5}, "dropout", "dropout must be in [0, 1) (got 1.5)"),
         ({"dropout": -0.1}, "dropout", "dropout must be in [0, 1) (got -0.1)"),
         ({"n_embed": 250}, "n_embed", "n_embed (250) must be divisible by n_head (4)"),
-        ({"n_layer": 0}, "n_layer", "n_layer must be an integer >= 1 (got 0)"),
-        ({"block_size": 2.5}, "block_size", "block_size must be an integer >= 1 (got 2.5)"),
+        ({"n_layer": 0}, "n_layer", "n_layer must be an integer in [1, 1024] (got 0)"),
+        (
+            {"block_size": 2.5},
+            "block_size",
+            "block_size must be an integer in [1, 16777216] (got 2.5)",
+        ),
     ],
 )
 def test_config_validation(kw, key, message):

@@ -3,6 +3,7 @@ import pickle
 import pytest
 import torch
 
+from model.config import MAX_NEW_TOKENS, MAX_SEED
 from model.data import CharTokenizer
 from model.errors import ConfigError
 from model.gpt import GPT, GPTConfig
@@ -60,6 +61,25 @@ def test_generate_text_with_top_k_above_vocab(model):
     assert generate_text(model, TOK, cfg, prompt="ab", seed=3)[0] == text  # seeded
     off, notices = generate_text(model, TOK, SampleConfig(top_k=0, max_new_tokens=5))
     assert len(off) == 6 and notices == []
+
+
+def test_sampling_bounds(model):
+    """`sample --max-new-tokens 1000000000000` ran until killed and `--seed 1e20` ended in an
+    OverflowError: both are refused with the stated bound, before any token is drawn."""
+    with pytest.raises(ConfigError) as e:
+        SampleConfig(max_new_tokens=1000000000000)
+    assert e.value.key == "max_new_tokens"
+    assert str(e.value) == (
+        f"max_new_tokens must be an integer in [0, {MAX_NEW_TOKENS}] (got 1000000000000)"
+    )
+    assert SampleConfig(max_new_tokens=MAX_NEW_TOKENS).max_new_tokens == 100_000
+    for seed in (99999999999999999999, -1, MAX_SEED + 1):
+        with pytest.raises(ConfigError) as e:
+            generate_text(model, TOK, SampleConfig(max_new_tokens=1), seed=seed)
+        assert e.value.key == "seed"
+        assert str(e.value) == f"seed must be an integer in [0, 4294967295] (got {seed})"
+    text, _ = generate_text(model, TOK, SampleConfig(max_new_tokens=3), prompt="a", seed=MAX_SEED)
+    assert len(text) == 4
 
 
 def test_prompt_with_unknown_characters_refused(model):

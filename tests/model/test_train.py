@@ -74,8 +74,12 @@ def run(ds, tmp_path, gpt=TINY, hooks=None, **kw):
         ),
         ({"lr": 0}, "lr", "lr must be a number > 0 (got 0)"),
         ({"lr": float("nan")}, "lr", "lr must be a number > 0 (got nan)"),
-        ({"max_steps": 0}, "max_steps", "max_steps must be an integer >= 1 (got 0)"),
-        ({"warmup_steps": -1}, "warmup_steps", "warmup_steps must be an integer >= 0 (got -1)"),
+        ({"max_steps": 0}, "max_steps", "max_steps must be an integer in [1, 1000000000] (got 0)"),
+        (
+            {"warmup_steps": -1},
+            "warmup_steps",
+            "warmup_steps must be an integer in [0, 1000000000] (got -1)",
+        ),
         ({"beta2": 1.0}, "beta2", "beta2 must be in [0, 1) (got 1.0)"),
         ({"grad_clip": -1.0}, "grad_clip", "grad_clip must be >= 0, 0 = off (got -1.0)"),
         (

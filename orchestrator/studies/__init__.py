@@ -5,31 +5,37 @@ and reports use it to read them back. Default: a journal file next to the MLflow
 (several local worker processes, no "database is locked"); a `*.log` path or
 `journal:PATH`: a journal there; a database URL (`postgresql://...`): `RDBStorage` with
 heartbeats, so a worker killed mid-trial has its trial failed (and retried) on any machine.
-Passwords never leave this module: labels and tags carry the redacted URL.
+Passwords never leave this module: labels and tags carry the redacted URL. journal.py: the
+journal file (torn lines, a journal lost mid-search, a full disk: JournalError).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-from .errors import UserError
-from .paths import JOURNAL_NAME, journal_path
+from ..credentials import redact, scrub
+from ..errors import JournalError, JournalFullError, JournalLostError, UserError
+from ..paths import JOURNAL_NAME, journal_path
+from .journal import GuardedJournal, journal_failure, open_journal
 
 HEARTBEAT_ENV = "SWEEP_HEARTBEAT_S"  # seconds between heartbeats on an RDB storage
 DEFAULT_HEARTBEAT_S = 15
 
 __all__ = [
     "JOURNAL_NAME",
+    "GuardedJournal",
+    "JournalError",
+    "JournalFullError",
+    "JournalLostError",
     "figures_optuna",
     "heartbeat_seconds",
     "is_journal",
+    "journal_failure",
     "load_recorded_study",
     "open_storage",
     "redact",
@@ -47,14 +53,6 @@ def heartbeat_seconds() -> int:
     except ValueError:
         raise UserError(f"{HEARTBEAT_ENV}={raw}: must be a whole number of seconds >= 1") from None
     return value
-
-
-def redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 def is_journal(url: str | None) -> bool:
@@ -106,7 +104,7 @@ def open_storage(
             if "already exists" in text or "UniqueViolation" in text or "duplicate key" in text:
                 time.sleep(0.5 + attempt)
                 continue
-            first = text.splitlines()[0] if text else type(e).__name__
+            first = scrub(text.splitlines()[0], url) if text else type(e).__name__
             raise UserError(f"cannot open the Optuna storage {redact(url)}: {first}") from None
     raise UserError(
         f"cannot open the Optuna storage {redact(url)}: its tables could not be created"
@@ -115,70 +113,6 @@ def open_storage(
 
 def _stderr_warning(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
-
-
-def open_journal(path: Path, warn: Callable[[str], None]):
-    """The JournalStorage on `path`, its torn last line (if any) dropped first."""
-    from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
-
-    # The lock JournalFileBackend takes by default: every append holds it, so with it held a
-    # last line without its newline is no write in progress but the remains of a crash.
-    lock = JournalFileSymlinkLock(str(path))
-    if path.is_file() and path.stat().st_size:
-        lock.acquire()
-        try:
-            dropped = drop_torn_tail(path)
-        finally:
-            lock.release()
-        if dropped:
-            warn(
-                f"Optuna journal {path}: dropped its last line, cut off by a crash mid-write "
-                f"({dropped} bytes); the trials before it are kept"
-            )
-    try:
-        return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
-    except ValueError as e:  # json.JSONDecodeError, or Optuna's "Invalid log format."
-        line = damaged_line(path)
-        where = f"line {line}" if line else "a line"
-        raise UserError(
-            f"Optuna journal {path} is damaged ({where}: {e}); the MLflow runs are intact: "
-            f"move the journal aside and start a new --study, or delete {where} of it"
-        ) from None
-
-
-def drop_torn_tail(path: Path) -> int:
-    """Cut a last line that has no newline (call with the journal's lock held); bytes cut."""
-    with open(path, "r+b") as f:
-        size = f.seek(0, os.SEEK_END)
-        f.seek(size - 1)
-        if f.read(1) == b"\n":
-            return 0
-        keep, chunk = 0, 1 << 16  # just after the last newline (0: no whole line at all)
-        pos = size
-        while pos > 0:
-            start = max(0, pos - chunk)
-            f.seek(start)
-            nl = f.read(pos - start).rfind(b"\n")
-            if nl >= 0:
-                keep = start + nl + 1
-                break
-            pos = start
-        f.truncate(keep)
-        f.flush()
-        os.fsync(f.fileno())
-        return size - keep
-
-
-def damaged_line(path: Path) -> int | None:
-    """The number (from 1) of the first line of the journal that is not a JSON object."""
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                if not raw.endswith(b"\n") or not isinstance(json.loads(raw), dict):
-                    return number
-            except ValueError:
-                return number
-    return None
 
 
 def storage_label(url: str | None, store_dir: Path) -> str:
