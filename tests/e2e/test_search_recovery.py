@@ -51,6 +51,7 @@ def test_a_worker_killed_mid_trial_on_the_journal_storage_is_retried_and_its_run
         str(space),
         "--study",
         "killed",
+        "--retrain",  # trial 0 is the baseline's own point: trained, not linked to it
         "--tracking-uri",
         uri,
     ]
@@ -75,7 +76,9 @@ def test_a_worker_killed_mid_trial_on_the_journal_storage_is_retried_and_its_run
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(30)
 
-    res = run_search(env_of(tracker), trials=1, space=str(space), study_name="killed", plots=False)
+    res = run_search(
+        env_of(tracker, retrain=True), trials=1, space=str(space), study_name="killed", plots=False
+    )
     storage = open_storage(None, tracker.store_dir)
     trials = optuna.load_study(study_name="killed", storage=storage).get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
