@@ -21,7 +21,7 @@ from orchestrator.config import build
 from orchestrator.sweeps.baseline import record_baseline
 from orchestrator.sweeps.search.attrs import ATTR_RUN, ATTR_SURPLUS
 from orchestrator.sweeps.search.budget import counted, retried_number
-from orchestrator.tracking import Tracker
+from orchestrator.tracking import RunState, Tracker
 
 pytestmark = pytest.mark.slow
 
@@ -120,8 +120,10 @@ def test_two_processes_join_one_study_on_postgresql(
     parent = parent_of(tracker)
     children = tracker.children(parent.run_id)
     assert Counter(int(r.tags[T.TAG_TRIAL]) for r in children) == Counter(t.number for t in trials)
-    assert all(r.status == "FINISHED" and r.state == "complete" for r in children)
-    assert len({r.tags[T.TAG_PID] for r in children}) == 2, "both processes trained trials"
+    # trial 0 is the baseline's own point: linked to the baseline's run, the others trained
+    assert all(r.status == "FINISHED" and r.state.has_result for r in children)
+    assert [r.state for r in children if r.tags[T.TAG_TRIAL] == "0"] == [RunState.REUSED]
+    assert len({r.tags[T.TAG_PID] for r in children}) == 2, "both processes had trials"
     assert not tracker.search("attributes.status = 'RUNNING'")
     assert tracker.get_run(parent.run_id).status == "FINISHED"
 
