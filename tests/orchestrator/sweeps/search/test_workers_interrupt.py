@@ -23,9 +23,9 @@ pytestmark = pytest.mark.skipif(
     worker_limit()[0] < 2, reason=f"--workers 2 is refused here ({worker_limit()[1]})"
 )
 
-# Trial 0 is the baseline's own point (20 steps); the others train 5000 steps, so two of them
+# Trial 0 is the baseline's own point (20 steps); the others train 100000 steps, so two of them
 # are still training when the signal comes. dropout makes every trial's params distinct.
-SPACE = "[max_steps]\nvalues = [5000]\n\n[dropout]\nlow = 0.0\nhigh = 0.3\n"
+SPACE = "[max_steps]\nvalues = [100000]\n\n[dropout]\nlow = 0.0\nhigh = 0.3\n"
 
 
 @pytest.fixture
