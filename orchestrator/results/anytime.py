@@ -57,13 +57,22 @@ The pooling checks
     `RowDecision.pooled` says which was used.
 
 Every seed counted
-    A non-finite variant loss (FAILED, diverged, pruned) is a diverged seed. The row reads
-    `unstable (k/n diverged)` unless its interval on the finite pairs lies above 0: then it
-    is `worse` (labelled `worse (k/n diverged)`), since runs that diverge only add to a
-    variant's losses. Never better or equivalent: the finite seeds are a selected subset
-    (divergence is informative), so they cannot speak for the variant. A seed on which the
-    baseline diverged has no pair for any row: it is left out of every row, counted in
-    `base_diverged`, and every row's label says so (`better (baseline 1/4 diverged)`).
+    A non-finite variant loss (a diverged seed: a run that failed at a training step, or a
+    finished run without a finite best val loss; `groups.py` says which runs count) is part
+    of the row. The row reads `unstable (k/n diverged)` unless its interval on the finite
+    pairs lies above 0: then it is `worse` (labelled `worse (k/n diverged)`), since runs that
+    diverge only add to a variant's losses. Never better or equivalent: the finite seeds are
+    a selected subset (divergence is informative), so they cannot speak for the variant. A
+    seed on which the baseline diverged has no pair for any row: it is left out of every
+    row, counted in `base_diverged`, and every row's label says so (`better (baseline 1/4
+    diverged)`). The verdict names are `verdicts.Verdict`, the one enum of the package.
+
+p-values
+    `RowDecision.p_value` = min(1, 1/e), e the running evidence above (the larger of the
+    weighted Bayes factors of the row's two sequences): an anytime-valid p-value (the chance
+    that it ever falls to a or below is at most a, by Ville and the union bound over the two
+    sequences); `p_adjusted` = min(1, K·p), Bonferroni over the K rows, at most alpha exactly
+    when the row's interval excluded 0 at some look.
 
 Assumptions: a row's differences are independent normal draws across seeds; the pooled
 sequence also needs equal run-noise variance (checked as above); a table's rows (K), its
@@ -77,33 +86,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 import numpy as np
 from scipy import stats
 
 from . import power
 from .pooling import Fit, history_fits, own_fit, pooled_fits
+from .verdicts import DEFAULT_ALPHA, DEFAULT_MARGIN, Verdict, row_label
 
-DEFAULT_ALPHA = 0.05
-DEFAULT_MARGIN = 0.02
 PRIOR_G = 2.0  # g: prior variance of the standardised effect (power is flat for g in 1..3)
 OWN_SHARE = 0.05  # w: the share of a row's alpha/K spent on its own-variance sequence
 GATE_P = 0.05  # pooled only while the checks' F tests have p >= this
 
-
-class Verdict(StrEnum):
-    BASELINE = "baseline"
-    BETTER = "better"
-    WORSE = "worse"
-    EQUIVALENT = "equivalent"
-    INCONCLUSIVE = "inconclusive"
-    SINGLE_SEED = "single seed"
-    UNSTABLE = "unstable"
-    NO_RESULT = "no result"
-
-
-FINAL = (Verdict.BETTER, Verdict.WORSE, Verdict.EQUIVALENT)
 CODES = tuple(Verdict)  # verdict_codes() returns indices into this
 
 
@@ -120,9 +114,26 @@ class RowDecision:
     diverged: int  # variant seeds with a non-finite loss
     n_total: int  # all the variant's seeds
     pooled: bool  # whether the pooled noise scale was used at this look
-    seeds_needed: int | None  # INCONCLUSIVE only: seeds at which a look settles it w.p. 80%
+    # INCONCLUSIVE only: seeds at which a look settles it w.p. 80% (None: more than 200)
+    seeds_needed: int | None
     label: str
     base_diverged: int = 0  # baseline seeds with a non-finite loss (left out of every row)
+    rows: int = 1  # K, the rows the table's alpha is split over
+
+    @property
+    def p_value(self) -> float:
+        """Anytime-valid p-value of delta == 0 for this row: min(1, 1/e). The chance that it
+        EVER falls to a or below is at most a (Ville, and a union bound over the row's two
+        sequences); NaN below two pairs."""
+        if self.n_pairs < 2:
+            return math.nan
+        return 1.0 if self.e_value <= 1 else 1.0 / self.e_value
+
+    @property
+    def p_adjusted(self) -> float:
+        """min(1, K·p): Bonferroni over the table's K rows; better/worse iff <= alpha (when
+        the interval excludes 0 at some look)."""
+        return min(1.0, self.rows * self.p_value) if self.n_pairs >= 2 else math.nan
 
 
 @dataclass(frozen=True)
@@ -137,6 +148,9 @@ class Paths:
     nu: np.ndarray  # its residual df
     level: np.ndarray  # the level of its sequence
     n_pairs: np.ndarray  # [K, S]
+    own_sd: np.ndarray  # the same three for the row's own sequence
+    own_nu: np.ndarray
+    own_level: float
 
 
 def interval(fit: Fit, level: float, g: float):
@@ -213,7 +227,9 @@ def table_paths(
     empty = run_lo > run_hi  # the data contradict the model (chance < alpha): show this look's
     run_lo, run_hi = np.where(empty, lo, run_lo), np.where(empty, hi, run_hi)
     n_pairs = np.cumsum(mask, axis=-1)
-    return Paths(run_lo, run_hi, np.maximum.accumulate(e, axis=-1), pooled, sd, nu, level, n_pairs)
+    evidence = np.maximum.accumulate(e, axis=-1)
+    own_sd, own_nu = np.sqrt(own.diff_var()), np.array(own.nu, dtype=float)
+    return Paths(run_lo, run_hi, evidence, pooled, sd, nu, level, n_pairs, own_sd, own_nu, a_own)
 
 
 def verdict_codes(lo, hi, n_pairs, diverged, margin: float) -> np.ndarray:
@@ -236,17 +252,6 @@ def verdict_codes(lo, hi, n_pairs, diverged, margin: float) -> np.ndarray:
 def _value(x) -> float:
     """A loss as a float; None (no loss recorded) counts as non-finite."""
     return math.nan if x is None else float(x)
-
-
-def row_label(verdict: Verdict, diverged: int, n_total: int, base_div: int, n_base: int) -> str:
-    """What the table prints: `better`, `unstable (1/3 diverged)`, `worse (1/3 diverged)`,
-    with `(baseline 1/4 diverged)` appended when baseline seeds diverged."""
-    text = verdict.value
-    if diverged:
-        text += f" ({diverged}/{n_total} diverged)"
-    if base_div:
-        text += f" (baseline {base_div}/{n_base} diverged)"
-    return text
 
 
 def decide_table(
@@ -287,7 +292,7 @@ def decide_table(
     if K == 0:
         return []
     paths = table_paths(d, mask, hist, hmask, alpha)
-    counts = {"base_div": len(b) - len(axis), "n_base": len(b), "alpha": alpha / K}
+    counts = {"base_div": len(b) - len(axis), "n_base": len(b), "alpha": alpha / K, "rows": K}
     return [
         _row(paths, k, d[0, k, mask[k]], tuple(np.asarray(axis)[mask[k, : len(axis)]]),
              diverged[k], totals[k], margin, **counts)
@@ -295,16 +300,20 @@ def decide_table(
     ]  # fmt: skip
 
 
-def _row(paths: Paths, k: int, diffs, seeds, diverged, n_total, margin, base_div, n_base, alpha):
+def _row(paths: Paths, k, diffs, seeds, diverged, n_total, margin, base_div, n_base, alpha, rows):
     """One row's decision at the last prefix of the table's seed axis."""
     at = (0, k, -1)
     lo, hi, n = float(paths.lo[at]), float(paths.hi[at]), len(diffs)
     verdict = CODES[int(verdict_codes(lo, hi, n, diverged, margin))]
     delta = math.fsum(diffs) / n if n else math.nan
     needed = None
-    if verdict == Verdict.INCONCLUSIVE:
-        sd, nu, level = float(paths.sd[at]), float(paths.nu[at]), float(paths.level[at])
-        needed = power.seeds_needed(delta, sd, n, nu, level, margin, PRIOR_G)
+    if verdict == Verdict.INCONCLUSIVE:  # the sooner of the two sequences the row has
+        fits = [(paths.own_sd[at], paths.own_nu[at], paths.own_level)]
+        if paths.pooled[at]:
+            fits.append((paths.sd[at], paths.nu[at], paths.level[at]))
+        ns = [power.seeds_needed(delta, float(sd), n, float(nu), float(lv), margin, PRIOR_G)
+              for sd, nu, lv in fits]  # fmt: skip
+        needed = min((x for x in ns if x is not None), default=None)
     if n < 2:
         lo = hi = math.nan
     return RowDecision(
@@ -322,4 +331,5 @@ def _row(paths: Paths, k: int, diffs, seeds, diverged, n_total, margin, base_div
         seeds_needed=needed,
         label=row_label(verdict, diverged, n_total, base_div, n_base),
         base_diverged=base_div,
+        rows=rows,
     )

@@ -11,8 +11,9 @@ import pytest
 from scipy import integrate, stats
 
 from orchestrator.results import anytime as A
-from orchestrator.results.anytime import CODES, Verdict, decide_table, table_paths, verdict_codes
+from orchestrator.results.anytime import CODES, decide_table, table_paths, verdict_codes
 from orchestrator.results.pooling import own_fit
+from orchestrator.results.verdicts import Verdict
 
 D5 = [-0.05, -0.02, -0.06, -0.04, -0.03]
 

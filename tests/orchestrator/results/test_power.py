@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from orchestrator.results import anytime as A
-from orchestrator.results.anytime import CODES, Verdict, table_paths, verdict_codes
+from orchestrator.results.anytime import CODES, table_paths, verdict_codes
 from orchestrator.results.pooling import own_fit
 from orchestrator.results.power import POWER, crit, decision_power, seeds_needed
+from orchestrator.results.verdicts import FINAL, Verdict
 
 
 def _log_bf(b, v, rss, nu, gp):
@@ -39,7 +40,7 @@ def _own_decisions(delta, sd, n, reps, level, margin, rng):
     d = rng.normal(delta, sd, (reps, 1, n))
     lo, hi, _ = A.interval(own_fit(d, np.ones((1, n), dtype=bool)), level, A.PRIOR_G)
     codes = verdict_codes(lo[..., -1], hi[..., -1], n, 0, margin)
-    return np.isin(codes, [CODES.index(v) for v in A.FINAL]).mean()
+    return np.isin(codes, [CODES.index(v) for v in FINAL]).mean()
 
 
 @pytest.mark.parametrize("delta,sd", [(0.03, 0.03), (0.005, 0.01)])
