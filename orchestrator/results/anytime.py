@@ -29,32 +29,37 @@ The evidence
     intersection over t, which is what a row shows: a decided row stays decided (unless a
     later seed diverges, see below).
 
-Two sequences per row, one level per table (multiplicity)
+Up to three sequences per row, one level per table (multiplicity)
     Each row's interval is the intersection of its *own* sequence (its differences in seed
     order: valid whatever the other rows' noise) at level w·alpha/K and, while the row passes
-    the checks below, its *pooled* sequence (`pooling.py`: the first POOL_SEEDS seeds the
-    rows have, of every row, then the row's own later seeds, with the history joining no
-    faster than the table's own degrees of freedom) at (1 - w)·alpha/K, w = OWN_SHARE. A
-    row's chance of ever missing its delta is then at most alpha/K (union bound), and of any
-    row ever missing at most alpha, whatever the rows' dependence (they share the baseline).
-    Every claim is read off these intervals: better (below 0), worse (above 0), equivalent
-    (inside ± margin), so a false claim of any kind needs a miss and the family-wise chance
-    of any false claim over all looks is at most alpha. Bonferroni on simultaneous intervals
-    rather than Holm on e-values: it covers equivalence and the sign of a difference
-    together, needs no e-value at a stopping time, and for the usual table of one real
-    effect among null rows Holm would give nothing more. With one row and nothing to pool
-    with (no history array of two values or more) there is one sequence, at alpha.
+    the checks below, its *pooled* sequences (`pooling.py`): one over the table's rows (the
+    first POOL_SEEDS seeds the rows have, of every row, then the row's own later seeds) when
+    K >= 2, and one that adds the history (joining no faster than the table's own degrees of
+    freedom) when there is a history array of two values or more; they share the rest,
+    (1 - w)·alpha/K, equally. w = OWN_SHARE. Which sequences a row has is fixed by the
+    table's shape, never by its values; the history gets a sequence of its own so that a
+    history the check refuses (say, an earlier sweep's bit-near-identical row, much quieter
+    than seed noise) leaves the table's own pooling in place. A row's chance of ever
+    missing its delta is then at most alpha/K (union bound), and of any row ever missing at
+    most alpha, whatever the rows' dependence (they share the baseline). Every claim is read
+    off these intervals: better (below 0), worse (above 0), equivalent (inside ± margin), so
+    a false claim of any kind needs a miss and the family-wise chance of any false claim
+    over all looks is at most alpha. Bonferroni on simultaneous intervals rather than Holm
+    on e-values: it covers equivalence and the sign of a difference together, needs no
+    e-value at a stopping time, and for the usual table of one real effect among null rows
+    Holm would give nothing more. With one row and nothing to pool with there is one
+    sequence, at alpha.
 
 The pooling checks
     The pooled sequence assumes one run-noise variance for every configuration, history
     included. A row uses it only while (one-sided F tests, scipy.stats.f, p >= GATE_P) its
     own difference variance is not larger than that of the rest of its pool, and the
     history's is not smaller than that of the table's rows: the directions that would make
-    the pooled interval too narrow. The checks choose between two valid sequences, so under
+    the pooled interval too narrow. The checks choose among valid sequences, so under
     equal noise they cost nothing in validity; under unequal noise they, and the history's
     limited weight, keep the false-claim rate under alpha in the benchmark's cases. The own
     sequence is always there, so a row that fails keeps a valid, wider, interval;
-    `RowDecision.pooled` says which was used.
+    `RowDecision.pooled` says whether a pooled one was used.
 
 Every seed counted
     A non-finite variant loss (a diverged seed: a run that failed at a training step, or a
@@ -192,37 +197,35 @@ def table_paths(
     """The batched core of `decide_table`: d [R, K, S] paired differences, mask [K, S] the
     finite pairs, hist [R, H, S] / hmask [H, S] the history on the same seed positions."""
     R, K, S = d.shape
-    # two sequences per row where there is something to pool with: another row, or a
-    # history array with two values or more (fixed by the table's shape, not its values)
-    shared = K >= 2 or (hmask is not None and bool((np.asarray(hmask).sum(axis=1) >= 2).any()))
-    a_own = alpha / K * (OWN_SHARE if shared else 1.0)
-    a_pool = alpha / K * (1.0 - OWN_SHARE)
+    # a row's pooled sequences, fixed by the table's shape (not its values): the table's
+    # rows (another row to pool with), and the rows with the history (a history array with
+    # two values or more); each gets an equal share of what the own sequence leaves
+    has_hist = hmask is not None and bool((np.asarray(hmask).sum(axis=1) >= 2).any())
+    pools = ([(None, None)] if K >= 2 else []) + ([(hist, hmask)] if has_hist else [])
+    a_own = alpha / K * (OWN_SHARE if pools else 1.0)
+    share = (1.0 - OWN_SHARE) / max(len(pools), 1)
+    a_pool = alpha / K * share
     own = own_fit(d, mask)
     lo, hi, e = interval(own, a_own, g)
-    e = e * (OWN_SHARE if shared else 1.0)
+    e = e * (OWN_SHARE if pools else 1.0)
     sd = np.sqrt(own.diff_var())
     nu = np.array(own.nu, dtype=float)
     level = np.full((R, K, S), a_own)
     pooled = np.zeros((R, K, S), dtype=bool)
-    history_ok = _history_check(d, mask, hist, hmask) if shared else None
-    for k in range(K) if shared else ():
-        fits = pooled_fits(d, mask, k, hist, hmask)
-        if fits is None:
-            continue
-        fit, others = fits
-        with np.errstate(divide="ignore", invalid="ignore"):
-            own_var = own.diff_var()[:, k]
-            ratio = np.where(own_var == 0, 0.0, own_var / others.diff_var())
-        p = stats.f.sf(ratio, np.maximum(own.nu[:, k], 1), np.maximum(others.nu, 1))
-        use = (own.nu[:, k] >= 1) & (others.nu >= 1) & (p >= GATE_P) & history_ok
-        plo, phi, pe = interval(fit, a_pool, g)
-        lo[:, k] = np.where(use, np.fmax(lo[:, k], plo), lo[:, k])
-        hi[:, k] = np.where(use, np.fmin(hi[:, k], phi), hi[:, k])
-        e[:, k] = np.where(use, np.fmax(e[:, k], (1.0 - OWN_SHARE) * pe), e[:, k])
-        sd[:, k] = np.where(use, np.sqrt(fit.diff_var()), sd[:, k])
-        nu[:, k] = np.where(use, fit.nu, nu[:, k])
-        level[:, k] = np.where(use, a_pool, a_own)
-        pooled[:, k] = use
+    for h, hm in pools:
+        history_ok = _history_check(d, mask, h, hm)
+        for k in range(K):
+            got = _pooled_row(d, mask, k, h, hm, own, a_pool, share, g, history_ok)
+            if got is None:
+                continue
+            use, plo, phi, pe, fit = got
+            lo[:, k] = np.where(use, np.fmax(lo[:, k], plo), lo[:, k])
+            hi[:, k] = np.where(use, np.fmin(hi[:, k], phi), hi[:, k])
+            e[:, k] = np.where(use, np.fmax(e[:, k], pe), e[:, k])
+            sd[:, k] = np.where(use, np.sqrt(fit.diff_var()), sd[:, k])
+            nu[:, k] = np.where(use, fit.nu, nu[:, k])
+            level[:, k] = np.where(use, a_pool, level[:, k])
+            pooled[:, k] |= use
     run_lo, run_hi = np.fmax.accumulate(lo, axis=-1), np.fmin.accumulate(hi, axis=-1)
     empty = run_lo > run_hi  # the data contradict the model (chance < alpha): show this look's
     run_lo, run_hi = np.where(empty, lo, run_lo), np.where(empty, hi, run_hi)
@@ -230,6 +233,25 @@ def table_paths(
     evidence = np.maximum.accumulate(e, axis=-1)
     own_sd, own_nu = np.sqrt(own.diff_var()), np.array(own.nu, dtype=float)
     return Paths(run_lo, run_hi, evidence, pooled, sd, nu, level, n_pairs, own_sd, own_nu, a_own)
+
+
+def _pooled_row(d, mask, k, hist, hmask, own: Fit, a_pool, share, g, history_ok):
+    """Row k's pooled sequence (with this history, or none): where the checks let it be used
+    (its own difference variance not larger than the rest of its pool's, the history's not
+    smaller than the table's), its interval at a_pool, its evidence weighted by its share of
+    alpha/K (better/worse iff >= K/alpha, as the own sequence's) and its fit; None when row
+    k is not a member."""
+    fits = pooled_fits(d, mask, k, hist, hmask)
+    if fits is None:
+        return None
+    fit, others = fits
+    with np.errstate(divide="ignore", invalid="ignore"):
+        own_var = own.diff_var()[:, k]
+        ratio = np.where(own_var == 0, 0.0, own_var / others.diff_var())
+    p = stats.f.sf(ratio, np.maximum(own.nu[:, k], 1), np.maximum(others.nu, 1))
+    use = (own.nu[:, k] >= 1) & (others.nu >= 1) & (p >= GATE_P) & history_ok
+    plo, phi, pe = interval(fit, a_pool, g)
+    return use, plo, phi, share * pe, fit
 
 
 def verdict_codes(lo, hi, n_pairs, diverged, margin: float) -> np.ndarray:

@@ -106,8 +106,11 @@ def _pooling(judged: Judged) -> str:
     if judged.history_rows:
         names = ", ".join(judged.history_sweeps)
         hist = f" and {judged.history_rows} earlier rows against this baseline ({names})"
+    pools = (rows >= 2) + bool(judged.history_rows)
+    split = f", split between {pools} pools" if pools > 1 else ""
     return (
         f"Noise scale pooled (pairing `paired, pooled`) for {judged.pooled} of {rows} rows: "
         f"every row's first {POOL_SEEDS} seeds{hist}, where an F check allows "
-        f"({100 * (1 - OWN_SHARE):g}% of a row's level; the rest keeps its own sequence). "
+        f"({100 * (1 - OWN_SHARE):g}% of a row's level{split}; its own sequence keeps "
+        f"{100 * OWN_SHARE:g}%). "
     )
