@@ -32,6 +32,16 @@ sys.path.insert(0, str(ROOT))
 KNOBS = ["lr", "dropout", "weight_decay", "grad_clip", "warmup_steps", "n_embed", "n_layer"]
 
 
+def attach_tags(tracker, parent: str) -> None:
+    """What closing the sweep records on its parent besides files (settings, the seeds and
+    losses its table used), where this version of the code records them (`Table.tags`)."""
+    from orchestrator.results.table import sweep_table
+
+    table = sweep_table(tracker, tracker.get_run(parent))
+    if hasattr(table, "tags"):
+        tracker.set_tags(parent, table.tags())
+
+
 def build_store(root: Path, n_runs: int, n_sweeps: int = 1) -> str:
     from orchestrator import tracking as T
     from orchestrator.config import build
@@ -80,6 +90,7 @@ def build_store(root: Path, n_runs: int, n_sweeps: int = 1) -> str:
             tags = {T.TAG_ROLE: Role.ABLATION_RUN, T.TAG_KNOB: knob, T.TAG_VALUE: str(value)}
             trained(f"{knob}={value}/seed={seed}", parent, tags, seed, value / 1000)
         tracker.end_run(parent, RunState.COMPLETE)
+        attach_tags(tracker, parent)
     return uri
 
 

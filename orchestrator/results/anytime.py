@@ -314,7 +314,8 @@ def decide_table(
     if K == 0:
         return []
     paths = table_paths(d, mask, hist, hmask, alpha)
-    counts = {"base_div": len(b) - len(axis), "n_base": len(b), "alpha": alpha / K, "rows": K}
+    counts = {"base_div": len(b) - len(axis), "n_base": len(b), "alpha": alpha / K, "rows": K,
+              "cache": {}}  # fmt: skip
     return [
         _row(paths, k, d[0, k, mask[k]], tuple(np.asarray(axis)[mask[k, : len(axis)]]),
              diverged[k], totals[k], margin, **counts)
@@ -322,7 +323,8 @@ def decide_table(
     ]  # fmt: skip
 
 
-def _row(paths: Paths, k, diffs, seeds, diverged, n_total, margin, base_div, n_base, alpha, rows):
+def _row(paths: Paths, k, diffs, seeds, diverged, n_total, margin, base_div, n_base, alpha, rows,
+         cache):  # fmt: skip
     """One row's decision at the last prefix of the table's seed axis."""
     at = (0, k, -1)
     lo, hi, n = float(paths.lo[at]), float(paths.hi[at]), len(diffs)
@@ -333,8 +335,8 @@ def _row(paths: Paths, k, diffs, seeds, diverged, n_total, margin, base_div, n_b
         fits = [(paths.own_sd[at], paths.own_nu[at], paths.own_level)]
         if paths.pooled[at]:
             fits.append((paths.sd[at], paths.nu[at], paths.level[at]))
-        ns = [power.seeds_needed(delta, float(sd), n, float(nu), float(lv), margin, PRIOR_G)
-              for sd, nu, lv in fits]  # fmt: skip
+        ns = [power.seeds_needed(delta, float(sd), n, float(nu), float(lv), margin, PRIOR_G,
+                                 cache=cache) for sd, nu, lv in fits]  # fmt: skip
         needed = min((x for x in ns if x is not None), default=None)
     if n < 2:
         lo = hi = math.nan

@@ -19,11 +19,14 @@ History: the paired differences (variant minus baseline, seed by seed) of the ro
 finished ablations and confirmations against the same baseline, begun before this sweep;
 `anytime.py` pools the noise scale with them where its check allows. The sweeps a table used
 are recorded on its parent at its first table (`sweep.history`) and read back from then on,
-so the history of a sweep does not change with sweeps begun later.
+so the history of a sweep does not change with sweeps begun later. Each sweep records its
+rows' losses by seed with its table (`sweep.seed_losses`), so reading the history is the one
+query that finds those sweeps (a sweep without the tag: one more for its runs).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 
@@ -168,17 +171,41 @@ def history_sweeps(tracker: T.Tracker, parent: RunInfo) -> list[RunInfo]:
     return sorted(earlier, key=lambda r: (r.start_time, r.run_id))[-HISTORY_SWEEPS:]
 
 
+def seed_losses(groups: list[Group]) -> dict[str, dict[str, float]]:
+    """The rows' finite best val losses by seed, as a sweep records them for later sweeps
+    (`sweep.seed_losses`)."""
+    return {
+        g.value: {str(s): x for s, x in paired(g.losses()).items() if math.isfinite(x)}
+        for g in groups
+    }
+
+
+def _recorded_losses(sweep: RunInfo) -> list[dict[int, float]] | None:
+    raw = sweep.tags.get(T.TAG_SEED_LOSSES)
+    if raw is None:
+        return None
+    try:
+        rows = json.loads(raw)
+        return [{int(s): float(x) for s, x in row.items()} for row in rows.values()]
+    except (ValueError, TypeError, AttributeError):
+        return None  # not what this version writes: read the runs instead
+
+
 def history_of(
     tracker: T.Tracker, sweeps: list[RunInfo], base: dict[int, float]
 ) -> list[dict[int, float]]:
     """The paired differences of those sweeps' rows against the baseline's losses `base`,
-    one mapping seed -> difference per row with two or more (one query per sweep)."""
+    one mapping seed -> difference per row with two or more: from the losses each sweep
+    recorded with its table (no query), else from its runs (one query per sweep)."""
     out = []
     for sweep in sweeps:
-        for g in value_groups(tracker, sweep):
+        rows = _recorded_losses(sweep)
+        if rows is None:
+            rows = [paired(g.losses()) for g in value_groups(tracker, sweep)]
+        for losses in rows:
             diffs = {
                 s: x - base[s]
-                for s, x in paired(g.losses()).items()
+                for s, x in losses.items()
                 if s in base and math.isfinite(x) and math.isfinite(base[s])
             }
             if len(diffs) >= 2:

@@ -14,6 +14,7 @@ the delta; the baseline row shows the baseline on all its seeds.
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from dataclasses import asdict, dataclass, field, fields
@@ -30,6 +31,7 @@ from .groups import (
     history_sweeps,
     paired,
     read_curves,
+    seed_losses,
     sweep_groups,
 )
 from .judging import Judged, describe, judge
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 NAN = math.nan
+MAX_TAG = 7900  # characters of a tag value MLflow keeps (8000)
 
 
 @dataclass(frozen=True)
@@ -152,11 +155,15 @@ class Table:
         used and the sweeps its history came from. Never for a separate analysis."""
         if self.recorded is not None:
             raise ValueError("a separate analysis is shown, never recorded")
-        return {
+        tags = {
             **self.settings.tags(),
             T.TAG_TABLE_SEEDS: ",".join(map(str, self.baseline_seeds)),
             T.TAG_HISTORY: ",".join(self.history_ids),
         }
+        losses = json.dumps(seed_losses(list(self.groups.values())), separators=(",", ":"))
+        if self.knob != SEARCH and len(losses) <= MAX_TAG:  # else history reads the runs
+            tags[T.TAG_SEED_LOSSES] = losses
+        return tags
 
     def to_frame(self) -> pd.DataFrame:
         """The rows as a DataFrame (the `verdict` column holds what the table prints)."""
