@@ -252,3 +252,19 @@ def test_diverged_seeds_are_counted_and_a_single_seed_row_subtracts(
     line = next(ln for ln in r.output.splitlines() if ln.startswith("dropout  0.1"))
     shown, base_shown, delta_shown = (float(x) for x in line.split()[3:6])
     assert abs(shown - base_shown - delta_shown) <= 1.5e-4  # printed to 4 decimals
+
+
+def test_ablation_and_confirmation_runs_cannot_be_pruned(smoke_cfg):
+    """A pruned seed cannot occur in an ablation or a confirmation: their specs carry no
+    pruner (the runner ends a run PRUNED only on a spec's `stop_on`), so every seed of theirs
+    finishes, diverges or is interrupted."""
+    from orchestrator.sweeps.ablate import spec_of
+    from orchestrator.sweeps.confirm import confirm_spec
+    from orchestrator.tracking import RunInfo
+
+    knob = KNOBS["dropout"]
+    plans = plan_ablation(smoke_cfg, knob, ["0.1"], [1, 2])
+    assert all(spec_of(knob, p).stop_on == () and not spec_of(knob, p).hooks for p in plans)
+    trial = RunInfo("t", "trial-3", "FINISHED", {}, {}, {T.TAG_TRIAL: "3"}, 0, "")
+    spec = confirm_spec(trial, smoke_cfg, 4)
+    assert spec.stop_on == () and not spec.hooks and spec.name == "trial-3/seed=4"
