@@ -1,8 +1,9 @@
 """Do the verdicts hold whenever a table is looked at, and how many seeds do they need? False
 claims and power by simulation through the real decision code, with Monte Carlo standard
-errors: `new` is orchestrator/results/anytime.py (decide_table's batched core, table_paths),
-`now` is verdicts.py's decide/decide_look (fixed-n paired t with Holm; Pocock-type spending
-replayed as judging.sequential_rows does), one Python call per table, so fewer tables.
+errors: `anytime` is what ships, orchestrator/results/anytime.py (decide_table's batched core,
+table_paths); `before` is the fixed-n method that shipped before issue 16 (benchmarks/
+fixed_n.py: paired t with Holm; the Pocock-type spending its --until-clear replayed), one
+Python call per table, so fewer tables.
 
     python benchmarks/verdicts.py [--reps 20000] [--now-reps 2000] [--seed 0]
 
@@ -14,7 +15,7 @@ difference| >= margin; `fw` counts tables with any false claim (family-wise), b/
 kinds. Patterns: a table after every added seed (2..20 seeds, every row); a plain look at 3
 seeds and then --until-clear to 10 (a row stops when decided); confirm of a null search
 (the best 3 of N single-seed draws at seed 1, re-trained on 3 seeds: `now` pairs on seeds
-1-3, so seed 1 is the selected draw, `new` on 3 fresh seeds).
+1-3, so seed 1 is the selected draw, `anytime` on 3 fresh seeds).
 """
 
 from __future__ import annotations
@@ -29,14 +30,17 @@ import numpy as np
 from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import fixed_n as V
 
 from orchestrator.results import anytime as A
-from orchestrator.results import verdicts as V
 from orchestrator.results.power import decision_power, seeds_needed
+from orchestrator.results.verdicts import FINAL
 
 SD, SEED_SD, MARGIN, ALPHA = 0.03, 0.05, 0.02, 0.05
 RUN_SD = SD / math.sqrt(2)
-NEW_FINAL = [A.CODES.index(v) for v in A.FINAL]
+NEW_FINAL = [A.CODES.index(v) for v in FINAL]
 
 
 def draw(rng, reps, deltas, seeds, run_sd=None, base_sd=RUN_SD):
@@ -281,8 +285,8 @@ def needed(rng, reps, rows):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reps", type=int, default=20000, help="simulated tables, new method")
-    ap.add_argument("--now-reps", type=int, default=2000, help="tables for the current method")
+    ap.add_argument("--reps", type=int, default=20000, help="simulated tables, anytime (shipped)")
+    ap.add_argument("--now-reps", type=int, default=2000, help="tables, fixed-n (before)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
@@ -296,9 +300,10 @@ def main() -> None:
     diverged(rng, args.reps, args.now_reps, rows)
     heterogeneous(rng, args.reps, rows)
     needed(rng, args.reps, rows)
-    print(tabulate(rows, headers=["figure", "rows", "now", "new", "target"], tablefmt="github"))
+    headers = ["figure", "rows", "before (fixed-n t)", "shipped (anytime)", "target"]
+    print(tabulate(rows, headers=headers, tablefmt="github"))
     print(
-        f"\n{args.reps} tables per figure (new), {args.now_reps} (now); ± one Monte Carlo "
+        f"\n{args.reps} tables per figure (anytime), {args.now_reps} (before); ± one Monte Carlo "
         f"standard error; fw: any false claim in the table (b/w/e: better/worse/equivalent, "
         f"in %); {time.perf_counter() - start:.0f} s."
     )

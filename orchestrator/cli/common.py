@@ -117,14 +117,18 @@ Margin = Annotated[
     float | None,
     typer.Option(
         "--margin",
-        help="Practical margin in val-loss nats: a change whose (1 - alpha) interval lies "
-        "inside ± this is 'equivalent' (default 0.02, about 2% in perplexity; recorded with "
-        "the sweep, which keeps it when left out).",
+        help="Practical margin in val-loss nats: a change whose interval lies inside ± this "
+        "is 'equivalent' (default 0.02, about 2% in perplexity). Fixed at the sweep's first "
+        "table; on `table`/`report` another value is a separate, labelled analysis.",
     ),
 ]
 Alpha = Annotated[
     float | None,
-    typer.Option("--alpha", help="Test level for better/worse, Holm-adjusted (default 0.05)."),
+    typer.Option(
+        "--alpha",
+        help="Family-wise level: every row's interval holds at every look with chance "
+        "1 - alpha (default 0.05). Fixed like --margin.",
+    ),
 ]
 
 

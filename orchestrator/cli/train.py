@@ -87,8 +87,8 @@ def ablate(
         bool,
         typer.Option(
             "--until-clear",
-            help="Add seeds to the baseline and the undecided values until every row has a "
-            "verdict (valid under repeated looks: alpha spending).",
+            help="Add seeds to the baseline and the undecided values, one at a time, until every "
+            "row is decided (the verdicts hold at every look).",
         ),
     ] = False,
     max_seeds: Annotated[
@@ -182,7 +182,8 @@ def search(
         int | None,
         typer.Option(
             "--confirm",
-            help="Then re-train the top K trials on seeds the search never trained (sweep confirm).",
+            help="Then re-train the top K trials on seeds the search never trained, until each "
+            "is decided (sweep confirm).",
         ),
     ] = None,
     baseline_id: BaselineId = None,
@@ -230,10 +231,10 @@ def _check_confirm(top: int | None, trials: int) -> None:
         )
 
 
-def _confirm(env, sweep_id, top, seeds, margin, alpha, fmt) -> None:
+def _confirm(env, sweep_id, top, seeds, margin, alpha, fmt, max_seeds=None) -> None:
     from ..sweeps.confirm import run_confirm
 
-    result = run_confirm(env, sweep_id, top, seeds, margin=margin, alpha=alpha)
+    result = run_confirm(env, sweep_id, top, seeds, margin=margin, alpha=alpha, max_seeds=max_seeds)
     for note in result.notes:
         typer.secho(f"note: {note}", err=True)
     print_table(result.table, fmt)
@@ -251,7 +252,15 @@ def confirm(
     ] = None,
     top: Annotated[int, typer.Option("--top", help="How many of the best trials to confirm.")] = 3,
     seeds: Annotated[
-        int | None, typer.Option("--seeds", help="Seeds per trial (default: the baseline's seeds).")
+        int | None, typer.Option("--seeds", help="Fresh seeds per trial to start with (default 3).")
+    ] = None,
+    max_seeds: Annotated[
+        int | None,
+        typer.Option(
+            "--max-seeds",
+            help="Add fresh seeds to undecided trials until each is decided, up to this many "
+            "(default 10; equal to --seeds: no seed added).",
+        ),
     ] = None,
     margin: Margin = None,
     alpha: Alpha = None,
@@ -261,7 +270,7 @@ def confirm(
     tracking_uri: TrackingUri = None,
     fmt: PrintFormat = PrintedFormat.TABLE,
 ) -> None:
-    """Re-train a search's top trials on seeds the search never trained: paired verdicts, no winner's curse."""
+    """Re-train a search's top trials on seeds the search never trained, until each is decided: no winner's curse."""
     check_settings(margin, alpha)
     env = _env(experiment, tracking_uri, threads=threads, retrain=retrain, create=False)
-    _confirm(env, sweep, top, seeds, margin, alpha, fmt)
+    _confirm(env, sweep, top, seeds, margin, alpha, fmt, max_seeds)

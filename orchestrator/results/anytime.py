@@ -29,41 +29,55 @@ The evidence
     intersection over t, which is what a row shows: a decided row stays decided (unless a
     later seed diverges, see below).
 
-Two sequences per row, one level per table (multiplicity)
+Up to three sequences per row, one level per table (multiplicity)
     Each row's interval is the intersection of its *own* sequence (its differences in seed
     order: valid whatever the other rows' noise) at level w·alpha/K and, while the row passes
-    the checks below, its *pooled* sequence (`pooling.py`: the first POOL_SEEDS seeds the
-    rows have, of every row, then the row's own later seeds, with the history joining no
-    faster than the table's own degrees of freedom) at (1 - w)·alpha/K, w = OWN_SHARE. A
-    row's chance of ever missing its delta is then at most alpha/K (union bound), and of any
-    row ever missing at most alpha, whatever the rows' dependence (they share the baseline).
-    Every claim is read off these intervals: better (below 0), worse (above 0), equivalent
-    (inside ± margin), so a false claim of any kind needs a miss and the family-wise chance
-    of any false claim over all looks is at most alpha. Bonferroni on simultaneous intervals
-    rather than Holm on e-values: it covers equivalence and the sign of a difference
-    together, needs no e-value at a stopping time, and for the usual table of one real
-    effect among null rows Holm would give nothing more. With one row and nothing to pool
-    with (no history array of two values or more) there is one sequence, at alpha.
+    the checks below, its *pooled* sequences (`pooling.py`): one over the table's rows (the
+    first POOL_SEEDS seeds the rows have, of every row, then the row's own later seeds) when
+    K >= 2, and one that adds the history (joining no faster than the table's own degrees of
+    freedom) when there is a history array of two values or more; they share the rest,
+    (1 - w)·alpha/K, equally. w = OWN_SHARE. Which sequences a row has is fixed by the
+    table's shape, never by its values; the history gets a sequence of its own so that a
+    history the check refuses (say, an earlier sweep's bit-near-identical row, much quieter
+    than seed noise) leaves the table's own pooling in place. A row's chance of ever
+    missing its delta is then at most alpha/K (union bound), and of any row ever missing at
+    most alpha, whatever the rows' dependence (they share the baseline). Every claim is read
+    off these intervals: better (below 0), worse (above 0), equivalent (inside ± margin), so
+    a false claim of any kind needs a miss and the family-wise chance of any false claim
+    over all looks is at most alpha. Bonferroni on simultaneous intervals rather than Holm
+    on e-values: it covers equivalence and the sign of a difference together, needs no
+    e-value at a stopping time, and for the usual table of one real effect among null rows
+    Holm would give nothing more. With one row and nothing to pool with there is one
+    sequence, at alpha.
 
 The pooling checks
     The pooled sequence assumes one run-noise variance for every configuration, history
     included. A row uses it only while (one-sided F tests, scipy.stats.f, p >= GATE_P) its
     own difference variance is not larger than that of the rest of its pool, and the
     history's is not smaller than that of the table's rows: the directions that would make
-    the pooled interval too narrow. The checks choose between two valid sequences, so under
+    the pooled interval too narrow. The checks choose among valid sequences, so under
     equal noise they cost nothing in validity; under unequal noise they, and the history's
     limited weight, keep the false-claim rate under alpha in the benchmark's cases. The own
     sequence is always there, so a row that fails keeps a valid, wider, interval;
-    `RowDecision.pooled` says which was used.
+    `RowDecision.pooled` says whether a pooled one was used.
 
 Every seed counted
-    A non-finite variant loss (FAILED, diverged, pruned) is a diverged seed. The row reads
-    `unstable (k/n diverged)` unless its interval on the finite pairs lies above 0: then it
-    is `worse` (labelled `worse (k/n diverged)`), since runs that diverge only add to a
-    variant's losses. Never better or equivalent: the finite seeds are a selected subset
-    (divergence is informative), so they cannot speak for the variant. A seed on which the
-    baseline diverged has no pair for any row: it is left out of every row, counted in
-    `base_diverged`, and every row's label says so (`better (baseline 1/4 diverged)`).
+    A non-finite variant loss (a diverged seed: a run that failed at a training step, or a
+    finished run without a finite best val loss; `groups.py` says which runs count) is part
+    of the row. The row reads `unstable (k/n diverged)` unless its interval on the finite
+    pairs lies above 0: then it is `worse` (labelled `worse (k/n diverged)`), since runs that
+    diverge only add to a variant's losses. Never better or equivalent: the finite seeds are
+    a selected subset (divergence is informative), so they cannot speak for the variant. A
+    seed on which the baseline diverged has no pair for any row: it is left out of every
+    row, counted in `base_diverged`, and every row's label says so (`better (baseline 1/4
+    diverged)`). The verdict names are `verdicts.Verdict`, the one enum of the package.
+
+p-values
+    `RowDecision.p_value` = min(1, 1/e), e the running evidence above (the larger of the
+    weighted Bayes factors of the row's two sequences): an anytime-valid p-value (the chance
+    that it ever falls to a or below is at most a, by Ville and the union bound over the two
+    sequences); `p_adjusted` = min(1, K·p), Bonferroni over the K rows, at most alpha exactly
+    when the row's interval excluded 0 at some look.
 
 Assumptions: a row's differences are independent normal draws across seeds; the pooled
 sequence also needs equal run-noise variance (checked as above); a table's rows (K), its
@@ -77,33 +91,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 import numpy as np
 from scipy import stats
 
 from . import power
 from .pooling import Fit, history_fits, own_fit, pooled_fits
+from .verdicts import DEFAULT_ALPHA, DEFAULT_MARGIN, Verdict, row_label
 
-DEFAULT_ALPHA = 0.05
-DEFAULT_MARGIN = 0.02
 PRIOR_G = 2.0  # g: prior variance of the standardised effect (power is flat for g in 1..3)
 OWN_SHARE = 0.05  # w: the share of a row's alpha/K spent on its own-variance sequence
 GATE_P = 0.05  # pooled only while the checks' F tests have p >= this
 
-
-class Verdict(StrEnum):
-    BASELINE = "baseline"
-    BETTER = "better"
-    WORSE = "worse"
-    EQUIVALENT = "equivalent"
-    INCONCLUSIVE = "inconclusive"
-    SINGLE_SEED = "single seed"
-    UNSTABLE = "unstable"
-    NO_RESULT = "no result"
-
-
-FINAL = (Verdict.BETTER, Verdict.WORSE, Verdict.EQUIVALENT)
 CODES = tuple(Verdict)  # verdict_codes() returns indices into this
 
 
@@ -120,9 +119,26 @@ class RowDecision:
     diverged: int  # variant seeds with a non-finite loss
     n_total: int  # all the variant's seeds
     pooled: bool  # whether the pooled noise scale was used at this look
-    seeds_needed: int | None  # INCONCLUSIVE only: seeds at which a look settles it w.p. 80%
+    # INCONCLUSIVE only: seeds at which a look settles it w.p. 80% (None: more than 200)
+    seeds_needed: int | None
     label: str
     base_diverged: int = 0  # baseline seeds with a non-finite loss (left out of every row)
+    rows: int = 1  # K, the rows the table's alpha is split over
+
+    @property
+    def p_value(self) -> float:
+        """Anytime-valid p-value of delta == 0 for this row: min(1, 1/e). The chance that it
+        EVER falls to a or below is at most a (Ville, and a union bound over the row's two
+        sequences); NaN below two pairs."""
+        if self.n_pairs < 2:
+            return math.nan
+        return 1.0 if self.e_value <= 1 else 1.0 / self.e_value
+
+    @property
+    def p_adjusted(self) -> float:
+        """min(1, K·p): Bonferroni over the table's K rows; better/worse iff <= alpha (when
+        the interval excludes 0 at some look)."""
+        return min(1.0, self.rows * self.p_value) if self.n_pairs >= 2 else math.nan
 
 
 @dataclass(frozen=True)
@@ -137,6 +153,9 @@ class Paths:
     nu: np.ndarray  # its residual df
     level: np.ndarray  # the level of its sequence
     n_pairs: np.ndarray  # [K, S]
+    own_sd: np.ndarray  # the same three for the row's own sequence
+    own_nu: np.ndarray
+    own_level: float
 
 
 def interval(fit: Fit, level: float, g: float):
@@ -178,42 +197,61 @@ def table_paths(
     """The batched core of `decide_table`: d [R, K, S] paired differences, mask [K, S] the
     finite pairs, hist [R, H, S] / hmask [H, S] the history on the same seed positions."""
     R, K, S = d.shape
-    # two sequences per row where there is something to pool with: another row, or a
-    # history array with two values or more (fixed by the table's shape, not its values)
-    shared = K >= 2 or (hmask is not None and bool((np.asarray(hmask).sum(axis=1) >= 2).any()))
-    a_own = alpha / K * (OWN_SHARE if shared else 1.0)
-    a_pool = alpha / K * (1.0 - OWN_SHARE)
+    # a row's pooled sequences, fixed by the table's shape (not its values): the table's
+    # rows (another row to pool with), and the rows with the history (a history array with
+    # two values or more); each gets an equal share of what the own sequence leaves
+    has_hist = hmask is not None and bool((np.asarray(hmask).sum(axis=1) >= 2).any())
+    pools = ([(None, None)] if K >= 2 else []) + ([(hist, hmask)] if has_hist else [])
+    a_own = alpha / K * (OWN_SHARE if pools else 1.0)
+    share = (1.0 - OWN_SHARE) / max(len(pools), 1)
+    a_pool = alpha / K * share
     own = own_fit(d, mask)
     lo, hi, e = interval(own, a_own, g)
-    e = e * (OWN_SHARE if shared else 1.0)
+    e = e * (OWN_SHARE if pools else 1.0)
     sd = np.sqrt(own.diff_var())
     nu = np.array(own.nu, dtype=float)
     level = np.full((R, K, S), a_own)
     pooled = np.zeros((R, K, S), dtype=bool)
-    history_ok = _history_check(d, mask, hist, hmask) if shared else None
-    for k in range(K) if shared else ():
-        fits = pooled_fits(d, mask, k, hist, hmask)
-        if fits is None:
-            continue
-        fit, others = fits
-        with np.errstate(divide="ignore", invalid="ignore"):
-            own_var = own.diff_var()[:, k]
-            ratio = np.where(own_var == 0, 0.0, own_var / others.diff_var())
-        p = stats.f.sf(ratio, np.maximum(own.nu[:, k], 1), np.maximum(others.nu, 1))
-        use = (own.nu[:, k] >= 1) & (others.nu >= 1) & (p >= GATE_P) & history_ok
-        plo, phi, pe = interval(fit, a_pool, g)
-        lo[:, k] = np.where(use, np.fmax(lo[:, k], plo), lo[:, k])
-        hi[:, k] = np.where(use, np.fmin(hi[:, k], phi), hi[:, k])
-        e[:, k] = np.where(use, np.fmax(e[:, k], (1.0 - OWN_SHARE) * pe), e[:, k])
-        sd[:, k] = np.where(use, np.sqrt(fit.diff_var()), sd[:, k])
-        nu[:, k] = np.where(use, fit.nu, nu[:, k])
-        level[:, k] = np.where(use, a_pool, a_own)
-        pooled[:, k] = use
+    for h, hm in pools:
+        history_ok = _history_check(d, mask, h, hm)
+        for k in range(K):
+            got = _pooled_row(d, mask, k, h, hm, own, a_pool, share, g, history_ok)
+            if got is None:
+                continue
+            use, plo, phi, pe, fit = got
+            lo[:, k] = np.where(use, np.fmax(lo[:, k], plo), lo[:, k])
+            hi[:, k] = np.where(use, np.fmin(hi[:, k], phi), hi[:, k])
+            e[:, k] = np.where(use, np.fmax(e[:, k], pe), e[:, k])
+            sd[:, k] = np.where(use, np.sqrt(fit.diff_var()), sd[:, k])
+            nu[:, k] = np.where(use, fit.nu, nu[:, k])
+            level[:, k] = np.where(use, a_pool, level[:, k])
+            pooled[:, k] |= use
     run_lo, run_hi = np.fmax.accumulate(lo, axis=-1), np.fmin.accumulate(hi, axis=-1)
     empty = run_lo > run_hi  # the data contradict the model (chance < alpha): show this look's
     run_lo, run_hi = np.where(empty, lo, run_lo), np.where(empty, hi, run_hi)
     n_pairs = np.cumsum(mask, axis=-1)
-    return Paths(run_lo, run_hi, np.maximum.accumulate(e, axis=-1), pooled, sd, nu, level, n_pairs)
+    evidence = np.maximum.accumulate(e, axis=-1)
+    own_sd, own_nu = np.sqrt(own.diff_var()), np.array(own.nu, dtype=float)
+    return Paths(run_lo, run_hi, evidence, pooled, sd, nu, level, n_pairs, own_sd, own_nu, a_own)
+
+
+def _pooled_row(d, mask, k, hist, hmask, own: Fit, a_pool, share, g, history_ok):
+    """Row k's pooled sequence (with this history, or none): where the checks let it be used
+    (its own difference variance not larger than the rest of its pool's, the history's not
+    smaller than the table's), its interval at a_pool, its evidence weighted by its share of
+    alpha/K (better/worse iff >= K/alpha, as the own sequence's) and its fit; None when row
+    k is not a member."""
+    fits = pooled_fits(d, mask, k, hist, hmask)
+    if fits is None:
+        return None
+    fit, others = fits
+    with np.errstate(divide="ignore", invalid="ignore"):
+        own_var = own.diff_var()[:, k]
+        ratio = np.where(own_var == 0, 0.0, own_var / others.diff_var())
+    p = stats.f.sf(ratio, np.maximum(own.nu[:, k], 1), np.maximum(others.nu, 1))
+    use = (own.nu[:, k] >= 1) & (others.nu >= 1) & (p >= GATE_P) & history_ok
+    plo, phi, pe = interval(fit, a_pool, g)
+    return use, plo, phi, share * pe, fit
 
 
 def verdict_codes(lo, hi, n_pairs, diverged, margin: float) -> np.ndarray:
@@ -236,17 +274,6 @@ def verdict_codes(lo, hi, n_pairs, diverged, margin: float) -> np.ndarray:
 def _value(x) -> float:
     """A loss as a float; None (no loss recorded) counts as non-finite."""
     return math.nan if x is None else float(x)
-
-
-def row_label(verdict: Verdict, diverged: int, n_total: int, base_div: int, n_base: int) -> str:
-    """What the table prints: `better`, `unstable (1/3 diverged)`, `worse (1/3 diverged)`,
-    with `(baseline 1/4 diverged)` appended when baseline seeds diverged."""
-    text = verdict.value
-    if diverged:
-        text += f" ({diverged}/{n_total} diverged)"
-    if base_div:
-        text += f" (baseline {base_div}/{n_base} diverged)"
-    return text
 
 
 def decide_table(
@@ -287,7 +314,8 @@ def decide_table(
     if K == 0:
         return []
     paths = table_paths(d, mask, hist, hmask, alpha)
-    counts = {"base_div": len(b) - len(axis), "n_base": len(b), "alpha": alpha / K}
+    counts = {"base_div": len(b) - len(axis), "n_base": len(b), "alpha": alpha / K, "rows": K,
+              "cache": {}}  # fmt: skip
     return [
         _row(paths, k, d[0, k, mask[k]], tuple(np.asarray(axis)[mask[k, : len(axis)]]),
              diverged[k], totals[k], margin, **counts)
@@ -295,16 +323,21 @@ def decide_table(
     ]  # fmt: skip
 
 
-def _row(paths: Paths, k: int, diffs, seeds, diverged, n_total, margin, base_div, n_base, alpha):
+def _row(paths: Paths, k, diffs, seeds, diverged, n_total, margin, base_div, n_base, alpha, rows,
+         cache):  # fmt: skip
     """One row's decision at the last prefix of the table's seed axis."""
     at = (0, k, -1)
     lo, hi, n = float(paths.lo[at]), float(paths.hi[at]), len(diffs)
     verdict = CODES[int(verdict_codes(lo, hi, n, diverged, margin))]
     delta = math.fsum(diffs) / n if n else math.nan
     needed = None
-    if verdict == Verdict.INCONCLUSIVE:
-        sd, nu, level = float(paths.sd[at]), float(paths.nu[at]), float(paths.level[at])
-        needed = power.seeds_needed(delta, sd, n, nu, level, margin, PRIOR_G)
+    if verdict == Verdict.INCONCLUSIVE:  # the sooner of the two sequences the row has
+        fits = [(paths.own_sd[at], paths.own_nu[at], paths.own_level)]
+        if paths.pooled[at]:
+            fits.append((paths.sd[at], paths.nu[at], paths.level[at]))
+        ns = [power.seeds_needed(delta, float(sd), n, float(nu), float(lv), margin, PRIOR_G,
+                                 cache=cache) for sd, nu, lv in fits]  # fmt: skip
+        needed = min((x for x in ns if x is not None), default=None)
     if n < 2:
         lo = hi = math.nan
     return RowDecision(
@@ -322,4 +355,5 @@ def _row(paths: Paths, k: int, diffs, seeds, diverged, n_total, margin, base_div
         seeds_needed=needed,
         label=row_label(verdict, diverged, n_total, base_div, n_base),
         base_diverged=base_div,
+        rows=rows,
     )

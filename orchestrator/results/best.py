@@ -73,7 +73,7 @@ class Best:
         if self.verdict is Verdict.SINGLE_SEED and sweep.tags.get(T.TAG_ROLE) == Role.SEARCH:
             return (
                 f"Lowest val loss: {self.value} ({self.delta}), a single-seed draw from many "
-                "trials: a candidate, not a result. Confirm it with the baseline's seeds: "
+                "trials: a candidate, not a result. Confirm it on seeds the search never trained: "
                 f"`sweep confirm --sweep {sweep.run_id}`."
             )
         return (
@@ -159,8 +159,8 @@ def standing(tracker: T.Tracker, run: T.RunInfo) -> str:
         return ""
     if role == Role.SEARCH_TRIAL:
         return (
-            "a single-seed search trial: a candidate, not a result; confirm it with the "
-            f"baseline's seeds: sweep confirm --sweep {parent_id}"
+            "a single-seed search trial: a candidate, not a result; confirm it on seeds the "
+            f"search never trained: sweep confirm --sweep {parent_id}"
         )
     row = sweep_table(tracker, tracker.get_run(parent_id)).row(run.tags.get(T.TAG_VALUE, run.name))
     if row is None:

@@ -5,7 +5,8 @@ forward and backward matmuls of the N non-embedding parameters, plus 12·L·d·T
 attention scores (L layers, width d, context T). N = params − V·d − T·d (the token and
 position embeddings: a lookup, not a matmul; with weight tying the output layer shares
 the token embedding and is left out too, the usual "non-embedding" convention). Training
-FLOPs = FLOPs per token × tokens seen (steps × batch_size × block_size).
+FLOPs = FLOPs per token × tokens seen (steps × batch_size × block_size). Compute to target
+(`to_target.py`): the FLOPs a row needs to reach the baseline's best val loss on its seeds.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import math
 
 from ..tracking import RunInfo
+from .to_target import ComputeToTarget, compute_to_target
 
 
 def _num(run: RunInfo, key: str) -> float:
@@ -45,19 +47,27 @@ def train_flops(run: RunInfo) -> float:
     return flops_per_step(run) * _num(run, "max_steps")
 
 
-def first_reaching(curve: list[tuple[int, float]], target: float) -> int | None:
-    """The first eval step whose value is at or below `target`."""
-    for step, value in curve:
-        if value <= target:
-            return step
-    return None
+def mean_flops_per_step(runs: list[RunInfo]) -> float:
+    """The mean FLOPs per step of runs (NaN when none is recorded)."""
+    vals = [v for v in (flops_per_step(r) for r in runs) if math.isfinite(v)]
+    return math.fsum(vals) / len(vals) if vals else math.nan
 
 
-def mean_curve(curves: list[list[tuple[int, float]]]) -> list[tuple[int, float]]:
-    """The mean across seeds at the steps every seed evaluated."""
-    curves = [c for c in curves if c]
-    if not curves:
-        return []
-    common = sorted(set.intersection(*(set(s for s, _ in c) for c in curves)))
-    tables = [dict(c) for c in curves]
-    return [(s, math.fsum(t[s] for t in tables) / len(tables)) for s in common]
+def row_to_target(
+    base_curves: dict[int, list[tuple[int, float]]],
+    curves: dict[int, list[tuple[int, float]]],
+    base_runs: list[RunInfo],
+    runs: list[RunInfo],
+    seeds: list[int],
+    level: float,
+) -> ComputeToTarget:
+    """Compute to target of a row on its seeds (`to_target.py`): both sides' curves on those
+    seeds, resampled in pairs; the target is the baseline's best val loss on them."""
+    have = [s for s in seeds if s in base_curves and s in curves]
+    return compute_to_target(
+        {s: base_curves[s] for s in have},
+        {s: curves[s] for s in have},
+        mean_flops_per_step(base_runs),
+        mean_flops_per_step(runs),
+        level,
+    )

@@ -69,8 +69,8 @@ def interval_text(delta: float, low: float, high: float) -> str:
 
 
 def interval_header(table: Table) -> str:
-    """`delta [95% CI]` at alpha 0.05, `delta [90% CI]` at 0.1: the level the table used
-    (rows of --until-clear each have their look's level)."""
+    """`delta [95% simultaneous CI]` at alpha 0.05: the level the table's intervals hold at
+    together (every row, every look)."""
     return f"delta [{table.ci_label}]"
 
 
@@ -88,6 +88,7 @@ def _display_frame(table: Table) -> pd.DataFrame:
                 _fmt(m, ".4f") + ("" if math.isnan(s) else f" ± {s:.4f}")
                 for m, s in zip(df["best_val_loss"], df["best_val_loss_std"], strict=True)
             ],
+            "baseline_val_loss": [_fmt(v, ".4f") for v in df["baseline_val_loss"]],
             interval_header(table): [
                 interval_text(d, lo, hi)
                 for d, lo, hi in zip(
@@ -95,9 +96,12 @@ def _display_frame(table: Table) -> pd.DataFrame:
                 )
             ],
             "delta %": [_fmt(v, "+.1f") + ("" if math.isnan(v) else "%") for v in df["delta_pct"]],
-            "verdict": df["verdict"],
+            table.verdict_header: df["verdict"],
             "p_adj": [_fmt(v, ".3f") for v in df["p_adjusted"]],
-            "seeds_needed": [_fmt(v, ".0f") for v in df["seeds_needed"]],
+            "seeds_needed": [
+                ">200" if v == math.inf else _fmt(v, ".0f") for v in df["seeds_needed"]
+            ],
+            "pairing": df["pairing"],
             "ppl": [_fmt(v, ".2f") for v in df["best_val_ppl"]],
             "train_loss": [_fmt(v, ".4f") for v in df["final_train_loss"]],
             "gap": [_fmt(v, "+.4f") for v in df["train_val_gap"]],
@@ -106,9 +110,7 @@ def _display_frame(table: Table) -> pd.DataFrame:
             "wall_s": [_fmt(v, ".1f") for v in df["wall_s"]],
             "params": [_fmt(v, ",.0f") for v in df["params"]],
             "train_flops": [_fmt(v, ".2e") for v in df["train_flops"]],
-            "compute_to_target": [
-                _fmt(v, ".2f") + ("" if math.isnan(v) else "x") for v in df["compute_to_target"]
-            ],
+            "compute_to_target": [r.to_target_label for r in table.rows],
         }
     )
     if df["note"].astype(bool).any():

@@ -1,35 +1,46 @@
-"""How a table decides, and what a sweep records of it: alpha, margin, the looks of --until-clear.
+"""How a table decides (alpha, margin), fixed at a sweep's first table.
 
-A sweep records its settings as tags of its parent run (`sweep.alpha`, `sweep.margin`, and
-`sweep.sequential` after `--until-clear`: the looks n0..max_seeds and the values whose seeds
-were added look by look). A later command on the same sweep reads them back: a flag left
-out keeps what was recorded; a flag that changes it updates a plain sweep (with a note), but
-is refused on a sweep whose seeds were added until clear, since its looks were decided with
-the recorded values and replaying them with others would not say what the run said.
+A sweep records its settings as tags of its parent run (`sweep.alpha`, `sweep.margin`). They
+are *fixed* once its first table is attached (the parent then carries the baseline seeds that
+table used, `sweep.table_baseline_seeds`; a sweep from before that tag: its best-row verdict
+or the old `sweep.sequential` tag): a margin or alpha chosen after seeing the data could make
+any row read as one likes. So:
+
+- a training command (`sweep ablate`, `--until-clear`, `sweep confirm`) that leaves the flags
+  out keeps what the sweep recorded; a different value is refused with one line once the
+  settings are fixed, and replaces the recorded one (with a note) before;
+- `sweep table` / `sweep report` with other values decide a *separate analysis*: the table
+  says so in its verdict header and legend, names the recorded values, and nothing is
+  written; the recorded tags are never rewritten.
+
+Stores written before the anytime verdicts may carry `sweep.sequential` (the looks of the
+old `--until-clear`): it is read only to say so in the legend; the anytime verdicts hold at
+every look, so those sweeps' tables are valid as decided now.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 
 from ..errors import UserError
 from ..tracking import RunInfo
-from ..tracking.schema import TAG_ALPHA, TAG_MARGIN, TAG_SEQUENTIAL
+from ..tracking.schema import (
+    TAG_ALPHA,
+    TAG_BEST_VERDICT,
+    TAG_MARGIN,
+    TAG_SEQUENTIAL,
+    TAG_TABLE_SEEDS,
+)
 from .verdicts import DEFAULT_ALPHA, DEFAULT_MARGIN
 
 
 @dataclass(frozen=True)
 class Settings:
-    """How a table decides: test level, practical margin (nats), sequential looks if any."""
+    """How a table decides: the family-wise level alpha and the practical margin (nats)."""
 
     alpha: float = DEFAULT_ALPHA
     margin: float = DEFAULT_MARGIN
-    sequential: tuple[int, int] | None = None  # (n0, max_seeds)
-    # the values whose seeds were added until clear (their rows replay the looks); None:
-    # every row (what a sweep recorded before the values were)
-    covers: tuple[str, ...] | None = None
 
     def __post_init__(self):
         if not (
@@ -42,32 +53,36 @@ class Settings:
             raise UserError(f"--alpha must be between 0 and 1, got {self.alpha!r}")
 
     def tags(self) -> dict[str, str]:
-        out = {TAG_ALPHA: repr(self.alpha), TAG_MARGIN: repr(self.margin)}
-        if self.sequential:
-            seq: dict = {"n0": self.sequential[0], "max_seeds": self.sequential[1]}
-            if self.covers is not None:
-                seq["values"] = list(self.covers)
-            out[TAG_SEQUENTIAL] = json.dumps(seq)
-        return out
+        return {TAG_ALPHA: repr(self.alpha), TAG_MARGIN: repr(self.margin)}
 
-    def covered(self, value: str) -> bool:
-        """Whether the row of `value` replays the looks of --until-clear."""
-        return bool(self.sequential) and (self.covers is None or value in self.covers)
+    def text(self) -> str:
+        return f"margin {self.margin:g}, alpha {self.alpha:g}"
 
     @classmethod
-    def recorded(
-        cls, parent: RunInfo, alpha: float | None = None, margin: float | None = None
-    ) -> Settings:
-        """The settings recorded with a sweep; `alpha`/`margin` given here override them."""
+    def recorded(cls, parent: RunInfo) -> Settings:
+        """The settings recorded with a sweep (the defaults where it recorded none)."""
         tags = parent.tags
-        seq = json.loads(tags[TAG_SEQUENTIAL]) if TAG_SEQUENTIAL in tags else None
-        values = seq.get("values") if seq else None
         return cls(
-            alpha=float(tags.get(TAG_ALPHA, DEFAULT_ALPHA)) if alpha is None else alpha,
-            margin=float(tags.get(TAG_MARGIN, DEFAULT_MARGIN)) if margin is None else margin,
-            sequential=(int(seq["n0"]), int(seq["max_seeds"])) if seq else None,
-            covers=tuple(str(v) for v in values) if values is not None else None,
+            alpha=float(tags.get(TAG_ALPHA, DEFAULT_ALPHA)),
+            margin=float(tags.get(TAG_MARGIN, DEFAULT_MARGIN)),
         )
+
+    def given(self, alpha: float | None, margin: float | None) -> Settings:
+        """These settings with the flags that were given in their place."""
+        return Settings(
+            alpha=self.alpha if alpha is None else alpha,
+            margin=self.margin if margin is None else margin,
+        )
+
+
+def is_fixed(parent: RunInfo) -> bool:
+    """Whether a table of the sweep was attached (its settings are fixed from then on)."""
+    return any(t in parent.tags for t in (TAG_TABLE_SEEDS, TAG_BEST_VERDICT, TAG_SEQUENTIAL))
+
+
+def legacy_looks(parent: RunInfo) -> bool:
+    """The sweep added seeds until clear under the old fixed schedule (`sweep.sequential`)."""
+    return TAG_SEQUENTIAL in parent.tags
 
 
 def settings_for(
@@ -76,8 +91,8 @@ def settings_for(
     """The settings a training command records with its sweep, and notes for the user.
 
     A new sweep: the flags, else the defaults. An existing one: what it recorded where a
-    flag is left out; a flag that changes a recorded value updates a plain sweep (a note
-    says so) and is refused (UserError) on a sweep whose seeds were added until clear.
+    flag is left out or repeats it; another value replaces it (with a note) until the
+    sweep's first table is attached, and is refused (UserError, one line) after.
     """
     asked = Settings(  # bad values are refused whether or not the sweep exists
         alpha=DEFAULT_ALPHA if alpha is None else alpha,
@@ -94,25 +109,25 @@ def settings_for(
         )
         if new is not None and new != old
     ]
-    if changed and before.sequential:
+    if changed and is_fixed(parent):
         flag, old, new = changed[0]
         raise UserError(
-            f"{parent.name} added seeds until clear with {flag} {old:g}: its looks cannot be "
-            f"decided again with {flag} {new:g}; leave {flag} out (`sweep table {flag} {new:g}` "
-            "shows the table that way without recording it)"
+            f"{parent.name} decided its table with {flag} {old:g}, fixed at its first table: "
+            f"leave {flag} out (`sweep table --sweep {parent.run_id} {flag} {new:g}` shows a "
+            "separate analysis without recording it)"
         )
     notes = [
-        f"{flag} {new:g} replaces the {old:g} recorded with {parent.name}; its table is decided "
-        f"with {new:g} from now on"
+        f"{flag} {new:g} replaces the {old:g} recorded with {parent.name} (no table was "
+        "decided with it yet); fixed from its first table on"
         for flag, old, new in changed
     ]
-    return Settings.recorded(parent, alpha, margin), notes
-
-
-def ci_label(level: float) -> str:
-    """`95% CI` for a (1 - level) interval at level 0.05, `90% CI` at 0.1."""
-    return f"{ci_percent(level)} CI"
+    return before.given(alpha, margin), notes
 
 
 def ci_percent(level: float) -> str:
     return f"{round(100 * (1 - level), 2):g}%"
+
+
+def ci_label(level: float) -> str:
+    """`95% simultaneous CI` at alpha 0.05: every row's interval, at every look, together."""
+    return f"{ci_percent(level)} simultaneous CI"

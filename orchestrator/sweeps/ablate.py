@@ -2,13 +2,14 @@
 
 Each value is a nested child run whose config is the baseline's recorded config with only
 the knob changed, one per seed. The Sweep (`sweep.py`) does the rest: resume, reuse, train,
-the table. With `--until-clear`, seeds are then added look by look (`until_clear.py`).
+the table. With `--until-clear`, seeds are then added one at a time to the baseline and the
+undecided values (`until_clear.py`).
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from model.errors import ConfigError
@@ -23,6 +24,7 @@ from ..tracking import Role
 from .baseline import against, comparison_seeds
 from .knobs import Knob, default_values, knob_or_error, value_label
 from .sweep import Sweep
+from .until_clear import UntilClear
 
 if TYPE_CHECKING:
     from ..results.table import Table
@@ -99,61 +101,34 @@ class AblationResult:
     trained: list[Outcome]  # trained (or linked to another sweep's run) by this command
     skipped: list[str]  # runs the sweep already had
     stand_ins: list[str]
-    looks: int = 0  # seeds-until-clear looks taken (0: a fixed number of seeds)
     notes: list[str] = field(default_factory=list)  # e.g. a --margin that replaced the recorded
 
 
-def sequential_settings(
-    settings: Settings, n0: int, max_seeds: int | None, labels: list[str]
-) -> Settings:
-    """The looks of --until-clear: from the seeds there are now to --max-seeds, over the
-    values `labels`. A resumed sweep keeps the looks and values it started with (changing
-    them would change the levels of looks already taken)."""
-    if settings.sequential:
-        top = settings.sequential[1]
-        if max_seeds is not None and max_seeds != top:
-            raise UserError(
-                f"this ablation adds seeds up to {top} (--max-seeds {top}); it cannot change now"
-            )
-        new = [v for v in labels if settings.covers is not None and v not in settings.covers]
-        if new:
-            raise UserError(
-                f"this ablation added seeds until clear to {', '.join(settings.covers or ())}; "
-                f"{', '.join(new)} cannot join its looks now (that would change looks already "
-                "taken): leave out --until-clear to train it judged on its own"
-            )
-        return settings
+def until_clear_plan(
+    baseline: T.RunInfo, knob: Knob, plans: list[Plan], seeds: int | None, max_seeds: int | None
+) -> UntilClear:
+    """What --until-clear adds seeds to: every value this command trains, from the baseline's
+    seeds on, up to --max-seeds (checked before anything trains)."""
+    n0 = len(T.baseline_seeds(baseline))
     top = DEFAULT_MAX_SEEDS if max_seeds is None else max_seeds
-    if n0 < 2:
+    if seeds is not None and seeds != n0:
+        raise UserError(
+            "--until-clear uses the baseline's seeds and adds to both sides: leave out --seeds"
+        )
+    if n0 < 2 or not T.is_seeded(baseline):
         raise UserError(
             "--until-clear compares seed by seed and needs a baseline with 2 or more seeds: "
             "record one with `sweep baseline --seeds 2`"
         )
     if top < n0:
         raise UserError(f"--max-seeds {top} is below the {n0} seeds there are already")
-    return replace(settings, sequential=(n0, top), covers=tuple(dict.fromkeys(labels)))
-
-
-def _looks(
-    base: RunConfig,
-    baseline: T.RunInfo,
-    knob: Knob,
-    plans: list[Plan],
-    settings: Settings,
-    values: list[Any] | None,
-    max_seeds: int | None,
-) -> tuple[Settings, list[Plan]]:
-    """The settings of --until-clear's looks, and the plans its first look needs: a resumed
-    sweep keeps the values its looks cover, from the first look's seeds on (the looks add
-    the rest)."""
-    base_seeds = T.baseline_seeds(baseline)
-    resumed = settings.sequential is not None
-    labels = [] if resumed and values is None else [p.value for p in plans if p.cfg]
-    settings = sequential_settings(settings, len(base_seeds), max_seeds, labels)
-    if resumed and settings.covers is not None:
-        n0 = settings.sequential[0]  # type: ignore[index]
-        plans = plan_ablation(base, knob, list(settings.covers), sorted(base_seeds)[:n0])
-    return settings, plans
+    configs = {p.value: p.cfg for p in plans if p.cfg is not None}
+    return UntilClear(
+        values=list(configs),
+        spec=functools.partial(seed_spec, knob, configs),
+        max_seeds=top,
+        label=lambda v: f"{knob.name}={v}",
+    )
 
 
 def _open(
@@ -193,8 +168,8 @@ def run_ablation(
     max_seeds: int | None = None,
 ) -> AblationResult:
     """Train each value against the baseline (resuming what is there), and with
-    `until_clear` add seeds to the baseline and the undecided values until every row has
-    a verdict or `max_seeds` is reached. `margin`/`alpha` left out: what the sweep recorded
+    `until_clear` add seeds to the baseline and the undecided values until every row is
+    decided or has `max_seeds` seeds. `margin`/`alpha` left out: what the sweep recorded
     (a new sweep: the defaults); see `results.settings.settings_for`."""
     knob = knob_or_error(knob_name)
     if max_seeds is not None and not until_clear:
@@ -202,16 +177,11 @@ def run_ablation(
     baseline, base = against(env, baseline_id)
     key = {T.TAG_ROLE: Role.ABLATION, T.TAG_KNOB: knob.name, T.TAG_BASELINE: baseline.run_id}
     settings, notes = settings_for(Sweep.find(env.tracker, key), alpha, margin)
-    seed_values = comparison_seeds(baseline, base, seeds)
+    seed_values = comparison_seeds(baseline, base, None if until_clear else seeds)
     raw_values = values if values is not None else default_values(knob.name)
     warnings: list[str] = []
     plans = plan_ablation(base, knob, raw_values, seed_values, warnings)
-    if until_clear:
-        if seeds is not None and seed_values != T.baseline_seeds(baseline):
-            raise UserError(
-                "--until-clear uses the baseline's seeds and adds to both sides: leave out --seeds"
-            )
-        settings, plans = _looks(base, baseline, knob, plans, settings, values, max_seeds)
+    more = until_clear_plan(baseline, knob, plans, seeds, max_seeds) if until_clear else None
     for w in warnings:
         env.progress.warn(w)
     for n in notes:
@@ -221,16 +191,13 @@ def run_ablation(
     stand_ins = sorted({p.value for p in plans if p.cfg is None})
     for v in stand_ins:
         env.progress.say(f"{knob.name}={v} is the baseline's value: the baseline stands for it")
-    looks = 0
     with sweep.guard():
         outcomes = sweep.train([spec_of(knob, p) for p in plans if p.cfg is not None])
-        if until_clear:
+        if more is not None:
             from .until_clear import add_seeds_until_clear
 
-            spec = functools.partial(seed_spec, knob, {p.value: p.cfg for p in plans if p.cfg})
-            more, looks = add_seeds_until_clear(sweep, baseline, knob.name, spec, settings)
-            outcomes += more
+            outcomes += add_seeds_until_clear(sweep, baseline.run_id, more)
         table = sweep.close()
     trained = [o for o in outcomes if o.new]
     skipped = [o.name for o in outcomes if not o.new]
-    return AblationResult(sweep.run_id, table, trained, skipped, stand_ins, looks, notes)
+    return AblationResult(sweep.run_id, table, trained, skipped, stand_ins, notes)

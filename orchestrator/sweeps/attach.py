@@ -18,17 +18,18 @@ FIGURES_DIR = "plots"  # where figures go on the parent run
 
 
 def attach_table(tracker: T.Tracker, parent_id: str, table: Table) -> list[Path]:
-    """table.csv and table.md on the parent run, the same files next to the store, and the
-    best row's value, verdict, val loss and delta as tags and metrics of the parent."""
+    """table.csv and table.md (with the sentence under it) on the parent run, the same files
+    next to the store, what the table was decided with (settings, baseline seeds, history:
+    `Table.tags`), and the best row's value, verdict, val loss and delta."""
     from ..results.export import render, write_atomic
 
     name = table.sweep.replace(":", "-") or "sweep"
     out_dir = tables_dir(tracker.store_dir)
+    text = {"csv": render(table, "csv"), "md": f"{render(table, 'md')}\n\n{table.legend}\n"}
     written = [
-        write_atomic(out_dir / f"{name}-{parent_id[:8]}.csv", render(table, "csv")),
-        write_atomic(out_dir / f"{name}-{parent_id[:8]}.md", render(table, "md")),
+        write_atomic(out_dir / f"{name}-{parent_id[:8]}.{fmt}", text[fmt]) for fmt in ("csv", "md")
     ]
-    tags = table.settings.tags()
+    tags = table.tags()
     best = table.lowest()
     if best is not None:
         tags |= {T.TAG_BEST_VALUE: best.value, T.TAG_BEST_VERDICT: best.label}
@@ -39,7 +40,7 @@ def attach_table(tracker: T.Tracker, parent_id: str, table: Table) -> list[Path]
     tracker.set_tags(parent_id, tags)
     with tempfile.TemporaryDirectory() as tmp:
         for fmt in ("csv", "md"):
-            path = write_atomic(Path(tmp) / f"table.{fmt}", render(table, fmt))
+            path = write_atomic(Path(tmp) / f"table.{fmt}", text[fmt])
             tracker.log_artifact(parent_id, path)
     return written
 

@@ -6,7 +6,7 @@ run on one Sweep, which does what they all need:
 - open: find the sweep by its key tags and resume it, or create it; of two processes that
   create it at once the earliest parent stays and the other joins it; reopen a parent that
   ended (or whose process died); end KILLED the children a dead process left RUNNING;
-  record the settings (margin, alpha, looks);
+  record the settings (margin, alpha);
 - train: skip what this sweep already has, link what another run of the experiment already
   trained (`reuse.py`), estimate the time, and hand the rest to the execution layer under
   the signal guard (an interrupt ends the parent KILLED, an error FAILED);
@@ -142,11 +142,14 @@ class Sweep:
         return self.tracker.children(self.run_id)
 
     def finished(self) -> dict[str, T.RunInfo]:
-        """This sweep's runs with a result, by config hash (the first recorded wins)."""
+        """This sweep's runs that count, by config hash (the first recorded wins): a result,
+        or a divergence (a diverged seed is part of the verdicts, not trained again)."""
+        from ..results.groups import seed_loss
+
         out: dict[str, T.RunInfo] = {}
         for run in self.children():
             h = run.tags.get(T.TAG_CONFIG_HASH)
-            if h and T.has_result(run):
+            if h and seed_loss(run) is not None:
                 out.setdefault(h, run)
         return out
 
@@ -173,14 +176,18 @@ class Sweep:
             spec = replace(spec, cfg=ready.cfg)
             mine = have.get(ready.cfg.config_hash())
             if mine is not None and spec.run_id is None:
+                how = "finished" if T.has_result(mine) else "diverged (a counted seed)"
                 env.progress.say(
-                    f"{spec.name}: already finished with the same config, not trained again"
+                    f"{spec.name}: already {how} with the same config, not trained again"
                 )
                 results[i] = Outcome(
                     mine.run_id, mine.name, mine.state, dict(mine.metrics), new=False
                 )
                 continue
-            source = T.source_of(self.tracker, mine) if mine else reusable(env, ready, self.run_id)
+            if mine is not None and T.has_result(mine):
+                source: T.RunInfo | None = T.source_of(self.tracker, mine)
+            else:
+                source = reusable(env, ready, self.run_id)
             if source is not None:
                 results[i] = link(env, spec, source, self.run_id)
                 continue

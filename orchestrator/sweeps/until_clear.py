@@ -1,92 +1,110 @@
-"""Seeds until clear: add seeds to the baseline and the undecided values, one per look,
-until every row of the ablation has a verdict other than inconclusive, or --max-seeds.
+"""Seeds until clear: add one seed at a time to the baseline and to the undecided rows, until
+every row is decided or has --max-seeds seeds.
 
-The decision after each added seed is the table's own (`results.judging.judge` with the
-sweep's sequential settings, over the values the looks cover): looks at n0, n0 + 1, ...,
-max_seeds seeds, each tested at its Pocock-type alpha-spending level (`results/verdicts.py`),
-so looking after every seed keeps false better/worse verdicts at or under alpha. Rows
-already decided get no more seeds.
+No schedule is fixed in advance and no look is recorded: the table's verdicts
+(`results/anytime.py`) hold at every look however many seeds are added, so the decision
+after each added seed is simply the sweep's table. A row is decided when it reads better,
+worse, equivalent or unstable (a diverged seed is counted, and more seeds cannot undo it);
+inconclusive and single-seed rows get the next seed. A row's next seed is the first of the
+baseline's seeds it may use (`eligible`: a confirmation uses only seeds its search never
+trained) that it lacks; when it has them all, the baseline gains a new seed first. A run
+that neither finishes nor diverges (a crash, a duplicate) stops the loop with a warning:
+the table keeps what was counted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from .. import tracking as T
+from ..execution.estimate import say_estimate
 from ..execution.spec import Outcome, RunSpec
-from ..results.groups import sweep_groups
-from ..results.judging import judge
-from ..results.settings import Settings
-from ..results.verdicts import FINAL
+from ..results.groups import seed_loss
+from ..results.verdicts import Verdict
 from .baseline import add_seed
 from .sweep import Sweep
 
+OPEN = (Verdict.INCONCLUSIVE, Verdict.SINGLE_SEED)
 
-def add_seeds_until_clear(
-    sweep: Sweep,
-    baseline: T.RunInfo,
-    knob: str,
-    spec: Callable[[str, int], RunSpec],
-    settings: Settings,
-) -> tuple[list[Outcome], int]:
-    """Train looks until clear (`spec(value, seed)`: one value's run at a seed) for the values
-    the sweep's looks cover (`settings.covers`); returns the runs trained and the number of
-    looks taken. A look left incomplete by an interrupted run is completed first: the seed
-    it needs is taken from the baseline if it has it, and only missing runs are trained."""
+
+@dataclass
+class UntilClear:
+    """What to add seeds to: the rows (values), one run of a value at a seed, the cap, the
+    seeds it may use and the seeds a new baseline seed must not be (a search's)."""
+
+    values: list[str]
+    spec: Callable[[str, int], RunSpec]
+    max_seeds: int
+    avoid: set[int] = field(default_factory=set)
+    label: Callable[[str], str] = str  # how progress names a row
+    estimate: bool = True  # say at most how many runs before the first added seed
+
+    def eligible(self, seed: int) -> bool:
+        return seed not in self.avoid
+
+
+def add_seeds_until_clear(sweep: Sweep, baseline_id: str, plan: UntilClear) -> list[Outcome]:
+    """Add seeds until every row of `plan.values` is decided or has `plan.max_seeds` seeds;
+    returns the runs trained (or linked) on the way."""
     tracker, progress = sweep.tracker, sweep.env.progress
-    assert settings.sequential is not None
-    n0, top = settings.sequential
     trained: list[Outcome] = []
-    last = -1
+    estimated = False
     while True:
-        base_group, groups = sweep_groups(tracker, tracker.get_run(sweep.run_id))
-        groups = [g for g in groups if settings.covered(g.value)]
-        judged = judge(base_group, groups, settings)
-        looks = judged.looks
-        open_groups = [
-            g
-            for g, r in zip(groups, judged.rows, strict=True)
-            if g.value in judged.sequential and r is not None and r.verdict not in FINAL
-        ]
-        used = n0 + looks - 1  # seeds the last complete look used
-        names = ", ".join(f"{knob}={g.value}" for g in open_groups)
-        stop = _stop(looks, last, used, top, names)
-        if stop is not None:
-            (progress.warn if stop.startswith("!") else progress.say)(stop.lstrip("!"))
-            return trained, looks
-        last = looks
-        have = sorted(s for s in base_group.losses() if isinstance(s, int))
-        seed = have[used] if len(have) > used else max(have) + 1
-        missing = [g for g in open_groups if seed not in g.losses()]
-        progress.say(
-            f"look {looks} ({used} seeds): inconclusive: {names}; adding seed {seed} to the "
-            "baseline and to them"
-        )
-        batch = (
-            [] if seed in have else [add_seed(sweep.env, tracker.get_run(baseline.run_id), seed)]
-        )
-        if all(o.state.has_result for o in batch):
-            batch += sweep.train([spec(g.value, seed) for g in missing], estimate=False)
+        table = sweep.table()
+        rows = [r for v in plan.values if (r := table.row(v)) is not None]
+        have = {r.value: _seeds(table.groups[r.value]) for r in rows}
+        undecided = [r for r in rows if r.verdict in OPEN]
+        todo = [r for r in undecided if len(have[r.value]) < plan.max_seeds]
+        if not undecided:
+            decided = ", ".join(f"{plan.label(r.value)}: {r.label}" for r in rows)
+            progress.say(f"every row is decided ({decided})")
+            return trained
+        if not todo:
+            names = ", ".join(plan.label(r.value) for r in undecided)
+            progress.say(f"reached --max-seeds {plan.max_seeds}; still undecided: {names}")
+            return trained
+        base = tracker.get_run(baseline_id)
+        usable = [s for s in T.baseline_seeds(base) if plan.eligible(s)]
+        if plan.estimate and not estimated:
+            _estimate(sweep, plan, todo, have, usable)
+            estimated = True
+        needs = {r.value: next((s for s in usable if s not in have[r.value]), None) for r in todo}
+        if None in needs.values():
+            seed = max([*T.baseline_seeds(base), *plan.avoid]) + 1
+            progress.say(f"adding seed {seed} to the baseline")
+            out = add_seed(sweep.env, base, seed)
+            trained.append(out)
+            if not out.state.has_result:
+                progress.warn(f"baseline seed {seed} did not finish ({out.reason}): stopping")
+                return trained
+            needs = {v: seed if s is None else s for v, s in needs.items()}
+        names = ", ".join(f"{plan.label(v)} (seed {s})" for v, s in needs.items())
+        progress.say(f"undecided: adding a seed to {names}")
+        batch = sweep.train([plan.spec(v, s) for v, s in needs.items()], estimate=False)
         trained += batch
-        failed = [o for o in batch if not o.state.has_result]
-        if failed:
+        stuck = [o for o in batch if seed_loss(tracker.get_run(o.run_id)) is None]
+        if stuck:
+            o = stuck[0]
             progress.warn(
-                f"{failed[0].name} did not complete ({failed[0].reason or failed[0].state}): "
-                "stopping --until-clear here; its row keeps the verdict of the last full look"
+                f"{o.name} neither finished nor diverged ({o.reason or o.state}): stopping "
+                "here; the table counts what finished"
             )
-            return trained, looks
+            return trained
 
 
-def _stop(looks: int, last: int, used: int, top: int, names: str) -> str | None:
-    """Why the looks end here (a leading '!' for a warning), or None to add a seed."""
-    if not looks:
-        return "!the first look is not complete (a run did not finish): no seed added"
-    if not names:
-        return f"look {looks} ({used} seeds): every value has a verdict"
-    if used >= top:
-        return (
-            f"look {looks} ({used} seeds): reached --max-seeds {top}; still inconclusive: {names}"
-        )
-    if looks == last:
-        return f"!look {looks + 1} could not be completed: stopping --until-clear here"
-    return None
+def _seeds(group) -> list[int]:
+    return [s for s in group.counted() if isinstance(s, int)]
+
+
+def _estimate(sweep: Sweep, plan: UntilClear, todo, have, usable) -> None:
+    """Before the first added seed: at most how many runs, and about how long."""
+    runs = sum(plan.max_seeds - len(have[r.value]) for r in todo)
+    runs += max(0, plan.max_seeds - len(usable))
+    first = todo[0].value
+    cfg = plan.spec(first, max(have[first], default=0) + 1).cfg
+    sweep.env.progress.say(
+        f"adding seeds until every row is decided, up to {plan.max_seeds} seeds a row: at most "
+        f"{runs} more run(s)"
+    )
+    say_estimate(sweep.env, cfg, runs, bound="at most ")

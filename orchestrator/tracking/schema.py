@@ -135,8 +135,14 @@ TAG_REUSED_NAME = "sweep.reused_from_name"
 TAG_VALUES = "sweep.values"  # an ablation's values, comma-separated
 TAG_ALPHA = "sweep.alpha"  # a sweep's test level
 TAG_MARGIN = "sweep.margin"  # a sweep's practical margin (nats)
-# {"n0": .., "max_seeds": .., "values": [..]}: seeds added until clear, to these values
+# written by versions before the anytime verdicts (the looks of the old --until-clear:
+# {"n0": .., "max_seeds": .., "values": [..]}); read only to say so under the table
 TAG_SEQUENTIAL = "sweep.sequential"
+TAG_TABLE_SEEDS = "sweep.table_baseline_seeds"  # the baseline seeds its last table used
+TAG_HISTORY = "sweep.history"  # earlier sweeps whose rows pool the noise scale (run ids)
+# its rows' best val loss by seed as JSON ({value: {seed: loss}}), so that a later sweep on
+# the same baseline reads them as history without a query for each sweep's runs
+TAG_SEED_LOSSES = "sweep.seed_losses"
 TAG_BEST_VALUE = "sweep.best_value"  # a sweep's lowest row, at a glance in the runs table
 TAG_BEST_VERDICT = "sweep.best_verdict"
 PARENT_TAG = "mlflow.parentRunId"

@@ -152,7 +152,7 @@ def report_lines(result: SearchResult) -> list[str]:
         else:
             lines.append(
                 "a single-seed draw from many trials is a candidate, not a result (its val loss "
-                f"is biased low): confirm it with the baseline's seeds: "
+                f"is biased low): confirm it on seeds the search never trained: "
                 f"sweep confirm --sweep {result.parent_id} --top 3"
             )
     lines.extend(f"plot: {p}" for p in result.plots)

@@ -23,12 +23,13 @@ def test_list_shows_baselines_and_sweeps_with_ids_and_states(smoke_store):  # no
         "state",
         "what",
         "best_val_loss",
+        "table",
     ]
     sweep_line = next(ln for ln in lines if smoke_store.sweep_id in ln)
     base_line = next(ln for ln in lines if smoke_store.baseline_id in ln)
     assert sweep_line.startswith("ablation") and "ablate:dropout" in sweep_line
     assert base_line.startswith("baseline") and "seeds 1,2" in base_line
-    assert "complete" in sweep_line and re.search(r"\d\.\d{4}$", sweep_line)
+    assert "complete" in sweep_line and re.search(r"\d\.\d{4}\s+seeds 1,2$", sweep_line)
 
 
 def test_version_names_the_package_version():

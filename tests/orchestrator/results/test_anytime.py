@@ -11,8 +11,9 @@ import pytest
 from scipy import integrate, stats
 
 from orchestrator.results import anytime as A
-from orchestrator.results.anytime import CODES, Verdict, decide_table, table_paths, verdict_codes
+from orchestrator.results.anytime import CODES, decide_table, table_paths, verdict_codes
 from orchestrator.results.pooling import own_fit
+from orchestrator.results.verdicts import Verdict
 
 D5 = [-0.05, -0.02, -0.06, -0.04, -0.03]
 
@@ -117,9 +118,16 @@ def test_pooling_check_on_constructed_data():
     loud = {s: base[s] + 20 * z[4, i] for i, s in enumerate(base)}  # 20x the noise
     rows = decide_table(base, [*quiet, loud])
     assert [r.pooled for r in rows] == [True, True, True, True, False]
-    # a history far quieter than the table: the check refuses the pool for every row
+    # a history far quieter than the table: the check refuses the history's pool for every
+    # row (its values then change nothing), the table's own pool stays
     history = [{s: 0.001 * rng.normal() for s in base} for _ in range(4)]
-    assert not any(r.pooled for r in decide_table(base, quiet, history=history))
+    other = [{s: 0.001 * rng.normal() for s in base} for _ in range(4)]
+    refused = decide_table(base, quiet, history=history)
+    assert all(r.pooled for r in refused)
+    again = decide_table(base, quiet, history=other)
+    assert [(r.ci_low, r.ci_high) for r in refused] == [(r.ci_low, r.ci_high) for r in again]
+    # one row alone with that history: nothing left to pool with
+    assert not decide_table(base, quiet[:1], history=history)[0].pooled
     # a history like the table: pooled, and more information than without it
     alike = [{s: rng.normal(0, 0.02 * math.sqrt(2)) for s in base} for _ in range(4)]
     with_h = decide_table(base, quiet[:1], history=alike)

@@ -8,7 +8,8 @@ import pytest
 
 from orchestrator.results import compute
 from orchestrator.results.export import render
-from orchestrator.results.table import Group, build_table, compute_to_target
+from orchestrator.results.groups import Group
+from orchestrator.results.table import build_table
 from orchestrator.tracking import RunInfo
 
 # A tiny config: L=2 layers, width d=16, context T=8, vocabulary V=65, batch 4, 100 steps.
@@ -39,48 +40,35 @@ def test_flops_per_step_and_train_flops_from_a_recorded_run():
     assert math.isnan(compute.train_flops(_run(1, 10_000, max_steps="many")))
 
 
-def test_first_reaching():
-    curve = [(10, 3.0), (20, 2.5), (30, 2.2), (40, 2.4)]
-    assert compute.first_reaching(curve, 2.5) == 20  # at or below: equal counts
-    assert compute.first_reaching(curve, 2.3) == 30
-    assert compute.first_reaching(curve, 3.5) == 10
-    assert compute.first_reaching(curve, 2.1) is None
-    assert compute.first_reaching([], 1.0) is None
-
-
-def test_mean_curve_at_the_steps_every_seed_evaluated():
-    a = [(10, 3.0), (20, 2.0), (30, 1.0)]
-    b = [(10, 4.0), (20, 3.0)]  # stopped earlier: step 30 is not common
-    assert compute.mean_curve([a, b]) == [(10, 3.5), (20, 2.5)]
-    assert compute.mean_curve([a, []]) == a  # an empty curve (nothing logged) is left out
-    assert compute.mean_curve([]) == [] and compute.mean_curve([[]]) == []
-
-
 def _group(value: str, runs: list[RunInfo], curve, base: bool = False) -> Group:
-    g = Group("n_embed", value, runs, base)
-    g.curve = curve
-    return g
+    return Group("n_embed", value, runs, base, {1: curve})
 
 
-BASE_CURVE = [(10, 3.0), (20, 2.5), (30, 2.2)]  # best 2.2, first reached at step 30
+BASE_CURVE = [(10, 3.0), (20, 2.5), (30, 2.2)]  # best 2.2, reached at step 30
+
+
+def _ratio(base: Group, g: Group) -> float:
+    return compute.row_to_target(base.curves, g.curves, base.runs, g.runs, [1], 0.05).ratio
 
 
 def test_compute_to_target_by_hand():
     base = _group("16", [_run(0, 10_000)], BASE_CURVE, base=True)
-    # same FLOPs per step, reaches 2.2 at step 20: 20/30 of the baseline's compute
+    # same FLOPs per step; crosses 2.2 between step 10 (2.8) and 20 (2.1), linearly at
+    # 10 + 10·(2.8 - 2.2)/(2.8 - 2.1) = 18.571: 18.571/30 of the baseline's compute
     fast = _group("16b", [_run(1, 10_000)], [(10, 2.8), (20, 2.1), (30, 2.0)])
-    assert compute_to_target(base, fast) == pytest.approx(20 / 30)
-    # a wider model: params 20000, N = 18832, per token 6·18832 + 3072 = 116064
+    assert _ratio(base, fast) == pytest.approx((10 + 10 * 0.6 / 0.7) / 30)
+    # a wider model: params 20000, N = 18832, per token 6·18832 + 3072 = 116064; it
+    # reaches 2.2 exactly at step 20
     wide = _group("32", [_run(2, 20_000)], [(10, 2.6), (20, 2.2), (30, 2.0)])
     expected = (116_064 * 32 * 20) / (56_064 * 32 * 30)
-    assert compute_to_target(base, wide) == pytest.approx(expected)  # 1.38: dearer
-    # never reaches the baseline's best: NaN, shown blank
+    assert _ratio(base, wide) == pytest.approx(expected)  # 1.38: dearer
+    # never reaches the baseline's best: inf, printed `never`; nothing recorded: NaN
     never = _group("8", [_run(3, 10_000)], [(10, 3.1), (20, 2.6), (30, 2.3)])
-    assert math.isnan(compute_to_target(base, never))
-    assert math.isnan(compute_to_target(base, _group("0", [_run(4, 10_000)], [])))
+    assert _ratio(base, never) == math.inf
+    assert math.isnan(_ratio(base, Group("n_embed", "0", [_run(4, 10_000)], False, {})))
 
 
-def test_the_table_shows_a_variant_that_never_reaches_the_target_blank():
+def test_the_table_prints_compute_to_target_with_its_interval():
     base = _group("16", [_run(0, 10_000)], BASE_CURVE, base=True)
     fast = _group("12", [_run(1, 10_000, 2.1)], [(10, 2.8), (20, 2.1), (30, 2.1)])
     never = _group("8", [_run(2, 10_000, 2.3)], [(10, 3.1), (20, 2.6), (30, 2.3)])
@@ -88,10 +76,13 @@ def test_the_table_shows_a_variant_that_never_reaches_the_target_blank():
     df = table.to_frame()
     assert df["train_flops"].tolist() == [179_404_800] * 3
     assert df.loc[0, "compute_to_target"] == 1.0
-    assert df.loc[1, "compute_to_target"] == pytest.approx(2 / 3)
-    assert math.isnan(df.loc[2, "compute_to_target"])
+    assert df.loc[1, "compute_to_target"] == pytest.approx((10 + 10 * 0.6 / 0.7) / 30)
+    assert df.loc[2, "compute_to_target"] == math.inf
+    # one seed: the seed bootstrap has nothing to resample, the interval is the point
+    assert df.loc[1, "compute_to_target_low"] == df.loc[1, "compute_to_target_high"]
     lines = render(table, "md").splitlines()
     cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[2:]]
-    assert [row[-1] for row in cells] == ["1.00x", "0.67x", ""]
+    assert [row[-1] for row in cells] == ["1.00x", "0.62x", "never"]
     header, *rows = [ln.split(",") for ln in render(table, "csv").splitlines()]
-    assert rows[2][header.index("compute_to_target")] == ""  # NaN: an empty field
+    assert {"compute_to_target_low", "compute_to_target_high"} <= set(header)
+    assert rows[2][header.index("compute_to_target")] == "inf"

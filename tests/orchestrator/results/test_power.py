@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from orchestrator.results import anytime as A
-from orchestrator.results.anytime import CODES, Verdict, table_paths, verdict_codes
+from orchestrator.results.anytime import CODES, table_paths, verdict_codes
 from orchestrator.results.pooling import own_fit
 from orchestrator.results.power import POWER, crit, decision_power, seeds_needed
+from orchestrator.results.verdicts import FINAL, Verdict
 
 
 def _log_bf(b, v, rss, nu, gp):
@@ -39,7 +40,7 @@ def _own_decisions(delta, sd, n, reps, level, margin, rng):
     d = rng.normal(delta, sd, (reps, 1, n))
     lo, hi, _ = A.interval(own_fit(d, np.ones((1, n), dtype=bool)), level, A.PRIOR_G)
     codes = verdict_codes(lo[..., -1], hi[..., -1], n, 0, margin)
-    return np.isin(codes, [CODES.index(v) for v in A.FINAL]).mean()
+    return np.isin(codes, [CODES.index(v) for v in FINAL]).mean()
 
 
 @pytest.mark.parametrize("delta,sd", [(0.03, 0.03), (0.005, 0.01)])
@@ -74,3 +75,33 @@ def test_seeds_needed_edge_cases():
     tight = seeds_needed(0.0, 0.005, 3, 2, 0.05, 0.02, 2.0)  # equivalence is near
     loose = seeds_needed(0.0, 0.02, 3, 2, 0.05, 0.02, 2.0)
     assert tight is not None and loose is not None and tight < loose
+
+
+@pytest.mark.parametrize(
+    "delta,sd,n_now,level",
+    [(-0.04, 0.03, 3, 0.05), (0.01, 0.03, 4, 0.01), (0.0, 0.01, 3, 0.0025), (0.05, 0.08, 5, 0.05)],
+)
+def test_seeds_needed_is_the_first_n_a_scan_finds(delta, sd, n_now, level):
+    """The gallop and bisection find the same n as trying every n in turn."""
+    n = np.arange(n_now + 1, 201)
+    p = decision_power(delta, sd, n, n - 1, level, 0.02, A.PRIOR_G)
+    first = int(n[np.flatnonzero(p >= POWER)[0]]) if (p >= POWER).any() else None
+    assert seeds_needed(delta, sd, n_now, n_now - 1, level, 0.02, A.PRIOR_G) == first
+
+
+def test_the_chi_square_ratios_are_exact_then_close():
+    """sqrt(chi2/nu) at the quantile midpoints: scipy's up to EXACT_NU, Wilson–Hilferty above,
+    within 0.5% of scipy's there at every quantile (0.3% at the most extreme, nu = 31)."""
+    from scipy import special
+
+    from orchestrator.results.power import _QUANTILES, EXACT_NU, sd_ratios
+
+    u = (np.arange(_QUANTILES) + 0.5) / _QUANTILES
+    for nu in (2.0, float(EXACT_NU), 31.0, 80.0, 400.0):
+        exact = np.sqrt(special.chdtri(nu, 1.0 - u) / nu)
+        got = sd_ratios(np.array([nu]))[0]
+        if nu <= EXACT_NU:
+            assert np.array_equal(got, exact)
+        else:
+            assert np.max(np.abs(got / exact - 1.0)) < 5e-3
+            assert np.mean(got**2) == pytest.approx(1.0, abs=2e-3)

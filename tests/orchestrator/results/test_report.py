@@ -87,12 +87,14 @@ def test_report_figures_say_what_its_tables_say(smoke_store, tmp_path):  # noqa:
     tracker = Tracker(smoke_store.uri, smoke_store.experiment, create=False)
     parent = tracker.get_run(smoke_store.sweep_id)
     default = sweep_table(tracker, parent)
-    wide = sweep_table(tracker, parent, alpha=0.4, margin=10.0)  # every row inside ±10 nats
+    # every row inside ±10 nats: at alpha 0.5 one row's own anytime interval is finite from
+    # two pairs on (at 0.05 it needs four)
+    wide = sweep_table(tracker, parent, alpha=0.5, margin=10.0)
     assert {r.label for r in wide.variants} == {"equivalent"}
     assert [r.label for r in default.variants] != [r.label for r in wide.variants]
     out = tmp_path / "r.html"
     res = _report(
-        smoke_store, "--sweep", parent.run_id, "--alpha", "0.4", "--margin", "10", "-o", str(out)
+        smoke_store, "--sweep", parent.run_id, "--alpha", "0.5", "--margin", "10", "-o", str(out)
     )
     assert res.exit_code == 0, res.output
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', out.read_text(encoding="utf-8"))

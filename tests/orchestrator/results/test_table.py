@@ -1,11 +1,15 @@
+"""orchestrator.results.table: rows from groups of runs, decided by anytime.decide_table on the
+seeds that count, with one meaning per cell."""
+
 import math
 
 import pytest
-from scipy import special
 
+from orchestrator.results.anytime import decide_table
 from orchestrator.results.export import render
 from orchestrator.results.settings import Settings
 from orchestrator.results.table import Group, build_table
+from orchestrator.results.verdicts import Verdict
 from orchestrator.tracking import RunInfo
 
 
@@ -15,7 +19,7 @@ def _run(i, loss, state="complete", status="FINISHED", seed=None, **tags):
         if loss is None
         else {
             "best_val_loss": loss,
-            "best_val_ppl": math.exp(loss),
+            "best_val_ppl": math.exp(loss) if math.isfinite(loss) else loss,
             "final_train_loss": loss - 0.1,
             "final_val_loss": loss + 0.01,
             "best_step": 30.0,
@@ -29,156 +33,173 @@ def _run(i, loss, state="complete", status="FINISHED", seed=None, **tags):
     return RunInfo(f"r{i}", f"run{i}", status, {}, metrics, tags, i, "")
 
 
-def test_table_numbers_deltas_and_failed_rows():
-    base = Group("dropout", "0.1", [_run(0, 2.0, seed=1), _run(1, 2.2, seed=2)], is_baseline=True)
-    better = Group("dropout", "0.0", [_run(2, 1.5, seed=1), _run(3, 1.6, seed=2)])
-    failed = Group(
-        "dropout",
-        "0.9",
-        [
-            _run(
-                4,
-                None,
-                state="failed",
-                status="FAILED",
-                **{"sweep.reason": "non-finite loss (nan) at step 7"},
-            )
-        ],
-    )
-    table = build_table(base, [better, failed])
+def _diverged(i, seed):
+    return _run(i, None, "failed", "FAILED", seed, **{"sweep.failed_step": "7",
+                "sweep.reason": "non-finite loss (nan) at step 7"})  # fmt: skip
+
+
+BASE = {1: 2.00, 2: 2.02, 3: 2.01, 4: 2.03}
+
+
+def _base(seeds=BASE):
+    return Group("k", "b", [_run(s, x, seed=s) for s, x in seeds.items()], True)
+
+
+def _variant(value, losses, first=100):
+    return Group("k", value, [_run(first + s, x, seed=s) for s, x in losses.items()])
+
+
+def test_cells_cover_the_same_seeds_and_subtract_to_the_delta():
+    three = {1: 1.90, 2: 1.93, 3: 1.905}  # no seed 4: compared on seeds 1-3 only
+    single = {2: 2.2}  # one seed: against the baseline's seed 2, not its mean
+    table = build_table(_base(), [_variant("a", three), _variant("s", single, 200)])
     df = table.to_frame()
-    assert list(df["value"]) == ["0.1", "0.0", "0.9"]
-    assert df.loc[0, "verdict"] == "baseline"
-    assert df.loc[1, "best_val_loss"] == pytest.approx(1.55)
-    assert df.loc[1, "delta"] == pytest.approx(1.55 - 2.1)
-    assert df.loc[1, "delta_pct"] == pytest.approx(100 * (1.55 - 2.1) / 2.1)
-    assert df.loc[1, "train_val_gap"] == pytest.approx(0.11)
-    assert df.loc[2, "verdict"].startswith("failed: non-finite loss (nan) at step 7")
-    assert df.loc[2, "seeds"] == 0
-    text = render(table, "table")
-    assert "1.5500 ± 0.0707" in text and "-26.2%" in text
-    # paired over seeds 1 and 2: differences -0.5 and -0.6, mean -0.55, sd 0.0707, df 1
-    t = 12.706204736174707  # t(0.975, 1)
-    half = t * 0.07071067811865482 / math.sqrt(2)
-    assert df.loc[1, "pairing"] == "paired"
-    assert df.loc[1, "delta_ci_low"] == pytest.approx(-0.55 - half)
-    assert df.loc[1, "delta_ci_high"] == pytest.approx(-0.55 + half)
-    assert df.loc[1, "verdict"] == "inconclusive"  # two pairs: the interval still crosses 0
-    assert df.loc[1, "seeds_needed"] >= 3
-    assert f"-0.5500 [{-0.55 - half:+.4f}, {-0.55 + half:+.4f}]" in text
+    base, a, s = df.loc[0], df.loc[1], df.loc[2]
+    assert (base["seeds"], base["best_val_loss"]) == (4, pytest.approx(2.015))
+    assert base["baseline_val_loss"] == base["best_val_loss"] and base["delta"] == 0.0
+    assert (a["seeds"], a["seed_list"]) == (3, "1,2,3")
+    assert a["baseline_val_loss"] == pytest.approx((2.00 + 2.02 + 2.01) / 3)
+    assert a["best_val_loss"] - a["baseline_val_loss"] == pytest.approx(a["delta"], abs=1e-12)
+    assert a["delta"] == pytest.approx(((1.90 - 2.00) + (1.93 - 2.02) + (1.905 - 2.01)) / 3)
+    assert a["delta_pct"] == pytest.approx(100 * a["delta"] / a["baseline_val_loss"])
+    # the single-seed row: the delta is against baseline seed 2 and the columns subtract to it
+    assert (s["seeds"], s["seed_list"], s["verdict"]) == (1, "2", "single seed")
+    assert (s["best_val_loss"], s["baseline_val_loss"]) == (2.2, 2.02)
+    assert s["delta"] == pytest.approx(2.2 - 2.02, abs=1e-15)
+    assert math.isnan(s["delta_ci_low"]) and math.isnan(s["p_adjusted"])
+    printed = render(table, "table").splitlines()[4].split()
+    assert printed[3:6] == ["2.2000", "2.0200", "+0.1800"]  # value, baseline, delta
 
 
-def test_a_seed_counts_once_and_deltas_use_the_seeds_both_sides_have():
-    base = Group("amp", "auto", [_run(i, 2.0 + i / 100, seed=i) for i in (1, 2, 3)], True)
-    # seed 1 recorded twice (a run named dropout=0.1 and one named dropout=0.1/seed=1), and
-    # only seeds 1-2 of the baseline's three: the same numbers as the baseline's seeds
-    same = Group(
-        "amp", "off", [_run(10, 2.01, seed=1), _run(11, 2.01, seed=1), _run(12, 2.02, seed=2)]
-    )
-    table = build_table(base, [same])
-    df = table.to_frame()
-    assert df.loc[1, "seeds"] == 2
-    assert df.loc[1, "delta"] == 0.0  # exactly: bit-identical seeds, not mean(1,2) - mean(1,2,3)
-    assert (df.loc[1, "delta_ci_low"], df.loc[1, "delta_ci_high"]) == (0.0, 0.0)
-    assert df.loc[1, "verdict"] == "equivalent" and df.loc[1, "p_value"] == 1.0
-
-
-def test_holm_across_the_rows_and_the_recorded_margin():
-    base = Group("k", "b", [_run(i, 2.0 + 0.01 * (i % 2), seed=i) for i in range(1, 6)], True)
-    shifted = [
-        Group(
-            "k",
-            str(d),
-            [
-                _run(10 * j + i, 2.0 + 0.01 * (i % 2) + d + 0.002 * (i % 3), seed=i)
-                for i in range(1, 6)
-            ],
+def test_rows_are_the_decisions_of_decide_table_on_the_counted_seeds():
+    losses = {
+        "a": {1: 1.90, 2: 1.93, 3: 1.905, 4: 1.94},
+        "z": {1: 2.001, 2: 2.024, 3: 2.008, 4: 2.031},
+    }
+    settings = Settings(alpha=0.05, margin=0.02)
+    table = build_table(_base(), [_variant(v, x, 10 * i) for i, (v, x) in enumerate(
+        losses.items(), start=1)], settings)  # fmt: skip
+    decided = decide_table(BASE, list(losses.values()), 0.05, 0.02)
+    for row, d in zip(table.variants, decided, strict=True):
+        assert row.verdict is d.verdict and row.label == d.label
+        assert (row.delta, row.delta_ci_low, row.delta_ci_high) == (d.delta, d.ci_low, d.ci_high)
+        assert row.pooled == d.pooled and row.pairing == (
+            "paired, pooled" if d.pooled else "paired"
         )
-        for j, d in enumerate((0.03, -0.03, 0.005), start=1)
-    ]
-    table = build_table(base, shifted, Settings(alpha=0.05, margin=0.02))
-    df = table.to_frame()
-    assert list(df["verdict"][1:]) == ["worse", "better", "equivalent"]
-    from orchestrator.results.verdicts import holm
+        # the anytime p-value: 1/e, the row's running evidence; times K = 2 rows
+        assert row.p_value == pytest.approx(min(1.0, 1 / d.e_value))
+        assert row.p_adjusted == pytest.approx(min(1.0, 2 / d.e_value))
+        assert (row.p_adjusted <= 0.05) == (row.verdict in (Verdict.BETTER, Verdict.WORSE))
+    assert [r.verdict for r in table.variants] == [Verdict.BETTER, Verdict.EQUIVALENT]
 
-    assert list(df["p_adjusted"][1:]) == pytest.approx(holm(list(df["p_value"][1:])))
-    wide_table = build_table(
-        base, shifted, Settings(margin=0.05)
-    )  # a wider margin: all three inside
-    wide = wide_table.to_frame()
-    assert list(wide["verdict"][1:]) == ["equivalent"] * 3
-    assert "±0.05 nats" in wide_table.legend and "p < 0.05" in wide_table.legend
+
+def test_a_diverged_seed_is_counted_a_crash_and_an_interrupt_are_not():
+    base = _base({1: 2.00, 2: 2.02, 3: 2.01})
+    # seed 2 diverged (failed at a step): counted, the row cannot read better
+    diverging = Group("k", "d", [_run(11, 1.5, seed=1), _diverged(12, 2), _run(13, 1.51, seed=3)])
+    # a finished run without a finite best val loss is a diverged seed too
+    nan = Group("k", "n", [_run(21, 1.5, seed=1), _run(22, math.nan, seed=2)])
+    # a crash (failed without a step) and an interrupt are retrained, not counted
+    crashed = Group("k", "c", [
+        _run(31, 2.0, seed=1),
+        _run(32, None, "failed", "FAILED", 2, **{"sweep.reason": "RuntimeError: out of memory"}),
+        _run(33, None, "killed", "KILLED", 3),
+    ])  # fmt: skip
+    gone = Group("k", "g", [_diverged(41, 1), _diverged(42, 2), _diverged(43, 3)])
+    df = build_table(base, [diverging, nan, crashed, gone]).to_frame()
+    assert list(df["verdict"][1:]) == [
+        "unstable (1/3 diverged)",
+        "unstable (1/2 diverged)",
+        "single seed",
+        "unstable (3/3 diverged)",
+    ]
+    assert list(df["diverged"][1:]) == [1, 1, 0, 3]
+    d = df.loc[1]  # the means cover the finite paired seeds 1 and 3, the delta too
+    assert (d["seeds"], d["seed_list"]) == (2, "1,3")
+    assert d["best_val_loss"] == pytest.approx(1.505)
+    assert d["baseline_val_loss"] == pytest.approx(2.005)
+    assert d["delta"] == pytest.approx(-0.5)
+    assert df.loc[4, "seeds"] == 0 and math.isnan(df.loc[4, "best_val_loss"])
+
+
+def test_a_variant_worse_on_its_finite_seeds_reads_worse_with_its_diverged_seeds_named():
+    base = _base({s: 2.0 + 0.001 * (s % 3) for s in range(1, 7)})
+    bad = Group("k", "w", [_diverged(10, 1)] + [
+        _run(10 + s, 2.5 + 0.001 * (s % 3) + 0.0005 * s, seed=s) for s in range(2, 7)])  # fmt: skip
+    df = build_table(base, [bad]).to_frame()
+    assert df.loc[1, "verdict"] == "worse (1/6 diverged)" and df.loc[1, "delta_ci_low"] > 0
+
+
+def test_a_diverged_baseline_seed_leaves_every_row_and_is_named():
+    base = Group("k", "b", [_run(1, 2.0, seed=1), _diverged(2, 2), _run(3, 2.01, seed=3)], True)
+    v = _variant("v", {1: 1.9, 2: 1.95, 3: 1.91})
+    df = build_table(base, [v]).to_frame()
+    assert (df.loc[0, "seeds"], df.loc[0, "diverged"]) == (2, 1)
+    assert df.loc[1, "seed_list"] == "1,3" and "(baseline 1/3 diverged)" in df.loc[1, "verdict"]
+
+
+def test_a_pruned_search_trial_stays_a_single_seed_candidate():
+    from orchestrator.results.groups import SEARCH
+
+    base = Group(SEARCH, "baseline", [_run(1, 2.0, seed=1)], True)
+    pruned = Group(SEARCH, "trial-3: lr=0.1", [_run(
+        5, None, "pruned", "FINISHED", 1, **{"sweep.pruned_step": "20"})])  # fmt: skip
+    table = build_table(base, [pruned])
+    row = table.variants[0]
+    assert row.verdict is Verdict.SINGLE_SEED and row.label == "single seed (pruned at step 20)"
+    assert row.diverged == 0
+
+
+def test_a_reused_run_counts_like_the_run_it_links_to():
+    base = _base({1: 2.0, 2: 2.02})
+    linked = _run(9, 1.9, "reused", "FINISHED", 1, **{"sweep.reused_from_name": "other/seed=1"})
+    row = build_table(base, [Group("k", "r", [linked, _run(10, 1.93, seed=2)])]).variants[0]
+    assert (row.seeds, row.note) == (2, "reused from other/seed=1")
+    assert row.delta == pytest.approx(((1.9 - 2.0) + (1.93 - 2.02)) / 2)
+
+
+def test_a_seed_counts_once_and_a_bit_identical_variant_has_delta_zero():
+    base = _base()
+    # seed 1 recorded twice (named differently): the first recorded counts
+    same = Group("k", "same", [_run(10 + s, x, seed=s) for s, x in BASE.items()] + [
+        _run(20, 1.0, seed=1)])  # fmt: skip
+    df = build_table(base, [same]).to_frame()
+    assert df.loc[1, "seeds"] == 4 and df.loc[1, "delta"] == 0.0
+    # four identical pairs: no spread, the one-row interval is exactly [0, 0]
+    assert (df.loc[1, "delta_ci_low"], df.loc[1, "delta_ci_high"]) == (0.0, 0.0)
+    assert df.loc[1, "verdict"] == "equivalent"
+
+
+def test_the_header_and_the_legend_say_the_level_the_method_and_the_pooling():
+    rows = [_variant(str(i), {s: x - 0.05 * i + 0.003 * (s % 2) for s, x in BASE.items()},
+                     10 * i) for i in (1, 2, 3)]  # fmt: skip
+    table = build_table(_base(), rows, Settings(alpha=0.05, margin=0.02))
+    text = render(table, "table")
+    assert "delta [95% simultaneous CI]" in text and "baseline_val_loss" in text
+    legend = table.legend
+    assert "98.33% per row (Bonferroni over the 3 rows)" in legend
+    assert "Wang & Ramdas 2023" in legend and "±0.02 nats" in legend
+    assert "Baseline seeds 1,2,3,4" in legend
+    pooled = sum(r.pooled for r in table.variants)
+    assert pooled and f"pooled (pairing `paired, pooled`) for {pooled} of 3 rows" in legend
+    wide = build_table(_base(), rows, Settings(alpha=0.10, margin=0.05))
+    assert "delta [90% simultaneous CI]" in render(wide, "md") and "±0.05 nats" in wide.legend
+    assert "95%" not in render(wide, "html")
+    # the machine-readable columns keep their names whatever the level
+    header = render(wide, "csv").splitlines()[0].split(",")
+    assert {"delta_ci_low", "delta_ci_high", "baseline_val_loss", "pooled"} <= set(header)
     with pytest.raises(Exception, match="--margin must be a number >= 0"):
         Settings(margin=-0.1)
 
 
-def test_the_header_and_the_sentence_name_the_interval_level_used():
-    base = Group("k", "b", [_run(i, 2.0 + 0.01 * i, seed=i) for i in (1, 2, 3)], True)
-    var = Group("k", "v", [_run(10 + i, 1.95 + 0.013 * i, seed=i) for i in (1, 2, 3)])
-    at_5_table = build_table(base, [var], Settings(alpha=0.05))
-    at_5 = at_5_table.to_frame()
-    at_10_table = build_table(base, [var], Settings(alpha=0.10))
-    at_10 = at_10_table.to_frame()
-    assert "delta [95% CI]" in render(at_5_table, "table") and "95%" not in render(
-        at_10_table, "md"
-    )
-    assert "delta [90% CI]" in render(at_10_table, "md") and "delta [90% CI]" in render(
-        at_10_table, "html"
-    )
-    # the 90% interval is the narrower one, at t(0.95, 2) instead of t(0.975, 2)
-    lo5, hi5 = at_5.loc[1, ["delta_ci_low", "delta_ci_high"]]
-    lo10, hi10 = at_10.loc[1, ["delta_ci_low", "delta_ci_high"]]
-    assert (hi10 - lo10) / (hi5 - lo5) == pytest.approx(2.919985580355516 / 4.302652729911275)
-    assert "the 90% interval" in at_10_table.legend and "95%" not in at_10_table.legend
-    # the machine-readable columns keep their names whatever the level
-    assert {"delta_ci_low", "delta_ci_high"} <= set(
-        render(at_10_table, "csv").splitlines()[0].split(",")
-    )
-
-
-def test_the_sentence_counts_only_the_rows_holm_adjusts():
-    base = Group("k", "b", [_run(i, 2.0 + 0.01 * i, seed=i) for i in (1, 2)], True)
-    paired = Group("k", "p", [_run(10 + i, 1.9 + 0.012 * i, seed=i) for i in (1, 2)])
-    single = Group("k", "s", [_run(20, 1.8, seed=1)])
-    failed = Group("k", "f", [_run(30, None, state="failed", status="FAILED")])
-    table = build_table(base, [paired, single, failed])
-    df = table.to_frame()
-    assert list(df["verdict"][2:]) == ["single seed", "failed"]
-    assert "across the 1 row(s) with a p-value" in table.legend
-    assert df.loc[1, "p_adjusted"] == df.loc[1, "p_value"]  # Holm over that one row
-
-
-def test_only_the_values_seeds_were_added_to_replay_the_looks():
-    from orchestrator.results.verdicts import sequential_level
-
-    base = Group("k", "b", [_run(i, 2.0 + 0.01 * i, seed=i) for i in (1, 2, 3)], True)
-    # decided at look 1 (two seeds): far better, tight
-    clear = Group("k", "a", [_run(10 + i, 1.7 + 0.011 * i, seed=i) for i in (1, 2)])
-    # added later by a plain `sweep ablate`, with seeds 2 and 3 only: no seed 1 of look 1
-    later = Group("k", "z", [_run(20 + i, 2.05 + 0.02 * i, seed=i) for i in (2, 3)])
-    seq = Settings(sequential=(2, 3), covers=("a",))
-    alone_table = build_table(base, [clear], seq)
-    alone = alone_table.to_frame()
-    both_table = build_table(base, [clear, later], seq)
-    both = both_table.to_frame()
-    look1 = sequential_level(1, 2, 0.05)
-    row = both.loc[1]
-    assert row["verdict"] == "better"
-    assert (row["p_adjusted"], row["delta_ci_low"], row["delta_ci_high"]) == tuple(
-        alone.loc[1, ["p_adjusted", "delta_ci_low", "delta_ci_high"]]
-    )  # the later value changes nothing of the replay (nor Holm's count there)
-    assert row["delta_ci_high"] - row["delta"] == pytest.approx(
-        # at the look's level: t(1 - alpha_1/2, df 1) · se; the differences -0.299 and
-        # -0.298 of look 1's two seeds: sd = 0.001/sqrt(2), se = sd/sqrt(2) = 0.0005
-        special.stdtrit(1, 1 - look1 / 2) * 0.0005
-    )
-    fixed_table = build_table(base, [later])  # the later value: judged at fixed n, at alpha
-    fixed = fixed_table.to_frame()
-    assert tuple(both.loc[2, ["verdict", "p_adjusted", "delta_ci_low"]]) == tuple(
-        fixed.loc[1, ["verdict", "p_adjusted", "delta_ci_low"]]
-    )
-    text = both_table.legend
-    assert "Seeds were added until clear for k=a" in text and "k=z joined without" in text
-    assert "adjusted level" in text and "across the 1 row(s) with a p-value" in text
-    assert "delta [CI at each row's level, below]" in render(both_table, "table")
-    assert "delta [96.9% CI]" in render(alone_table, "table")  # one level (1 - alpha_1): named
+def test_a_separate_analysis_says_so_and_is_never_recorded():
+    rows = [_variant("a", {s: x + 0.01 for s, x in BASE.items()})]
+    table = build_table(_base(), rows, Settings(margin=0.05), recorded=Settings(margin=0.02))
+    assert table.legend.startswith("SEPARATE ANALYSIS with margin 0.05, alpha 0.05: not this")
+    assert "(margin 0.02, alpha 0.05, fixed at its first table" in table.legend
+    assert "verdict (separate analysis)" in render(table, "table")
+    with pytest.raises(ValueError, match="never recorded"):
+        table.tags()
+    recorded = build_table(_base(), rows)
+    assert recorded.tags()["sweep.table_baseline_seeds"] == "1,2,3,4"
+    assert "SEPARATE" not in recorded.legend

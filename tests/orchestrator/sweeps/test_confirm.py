@@ -1,5 +1,6 @@
-"""`sweep confirm`: a search's top trials re-trained with the baseline's seeds, under a
-`confirm:<study>` parent, with paired verdicts; on a real SQLite store and journal."""
+"""`sweep confirm`: a search's top trials re-trained on seeds the search never trained, under a
+`confirm:<study>` parent, with paired verdicts, adding fresh seeds until each is decided; on a
+real SQLite store and journal."""
 
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ def searched(tracker, corpus_path, tmp_path):
 def test_confirm_retrains_the_top_trials_on_seeds_the_search_never_trained(searched):
     tracker, baseline, search = searched
     trials = finished_trials(tracker, tracker.get_run(search.parent_id))
-    result = run_confirm(env_of(tracker), search.parent_id, top=2)
+    # a fixed confirmation: two fresh seeds, none added (--max-seeds equal to --seeds)
+    result = run_confirm(env_of(tracker), search.parent_id, top=2, seeds=2, max_seeds=2)
     parent = tracker.get_run(result.parent_id)
     assert parent.name == f"confirm:{search.study_name}" and parent.state is RunState.COMPLETE
     assert parent.tags[T.TAG_ROLE] == Role.CONFIRM
@@ -67,12 +69,15 @@ def test_confirm_retrains_the_top_trials_on_seeds_the_search_never_trained(searc
     table = sweep_table(tracker, parent)
     df = table.to_frame()
     rows = df[df["verdict"] != "baseline"]
-    assert len(rows) == 2 and set(rows["seeds"]) == {2} and set(rows["pairing"]) == {"paired"}
+    assert len(rows) == 2 and set(rows["seeds"]) == {2}
+    assert set(rows["pairing"]) <= {"paired", "paired, pooled"} and set(rows["seed_list"]) == {
+        "2,3"
+    }
     assert rows["verdict"].isin(["better", "worse", "equivalent", "inconclusive"]).all()
     # the pairs are over seeds 2 and 3, both sides: the baseline's seed 1 is not in them
     assert {r.tags[T.TAG_SEED] for r in children} == {"2", "3"}
     # resumable: nothing trained twice
-    assert run_confirm(env_of(tracker), search.parent_id, top=2).trained == []
+    assert run_confirm(env_of(tracker), search.parent_id, top=2, max_seeds=2).trained == []
     # the search's own trial 0 is the baseline's config at seed 1: a delta of exactly 0 on
     # the seed both have (not its loss minus the mean of the baseline's two seeds)
     table = sweep_table(tracker, tracker.get_run(search.parent_id))
@@ -80,16 +85,43 @@ def test_confirm_retrains_the_top_trials_on_seeds_the_search_never_trained(searc
     assert (zero.seeds, zero.delta, zero.delta_pct) == (1, 0.0, 0.0)
 
 
-def test_a_confirmation_keeps_its_margin_unless_asked(searched):
+def test_confirm_adds_fresh_seeds_until_each_row_is_decided(searched):
+    import io
+
+    from orchestrator.progress import Progress
+    from orchestrator.results.verdicts import FINAL, Verdict
+
+    tracker, baseline, search = searched
+    out = io.StringIO()
+    env = env_of(tracker, Progress(live=False, stream=out))
+    result = run_confirm(env, search.parent_id, top=1, max_seeds=4)  # 3 fresh seeds, then more
+    said = out.getvalue()
+    # said before anything trained: the plan and at most how many runs
+    plan = said.index("then fresh seeds one at a time for the rows still undecided, up to 4")
+    assert plan < said.index("at most") < said.index("[1/")
+    assert result.seeds == [2, 3, 4]  # the search trained seed 1 only
+    table = sweep_table(tracker, tracker.get_run(result.parent_id))
+    (row,) = table.variants
+    assert row.verdict in (*FINAL, Verdict.UNSTABLE) or row.seeds == 4
+    assert 3 <= row.seeds <= 4 and "1" not in row.seed_list.split(",")
+    assert "every row is decided" in said or "reached --max-seeds 4" in said
+    seeds = {r.tags[T.TAG_SEED] for r in tracker.children(result.parent_id)}
+    assert "1" not in seeds and len(seeds) == row.seeds
+    assert T.baseline_seeds(tracker.get_run(baseline.run_id)) == list(range(1, row.seeds + 2))
+
+
+def test_a_confirmation_keeps_its_margin_fixed_from_its_first_table(searched):
+    from orchestrator.errors import UserError
+
     tracker, _, search = searched
-    first = run_confirm(env_of(tracker), search.parent_id, top=1, margin=0.05)
+    fixed = {"seeds": 2, "max_seeds": 2}
+    first = run_confirm(env_of(tracker), search.parent_id, top=1, margin=0.05, **fixed)
     assert tracker.get_run(first.parent_id).tags["sweep.margin"] == "0.05"
-    kept = run_confirm(env_of(tracker), search.parent_id, top=1)  # left out: the recorded 0.05
+    kept = run_confirm(env_of(tracker), search.parent_id, top=1, **fixed)  # the recorded 0.05
     assert kept.trained == [] and not [n for n in kept.notes if "--margin" in n]
+    with pytest.raises(UserError, match="decided its table with --margin 0.05, fixed at its"):
+        run_confirm(env_of(tracker), search.parent_id, top=1, margin=0.03, **fixed)
     assert tracker.get_run(first.parent_id).tags["sweep.margin"] == "0.05"
-    changed = run_confirm(env_of(tracker), search.parent_id, top=1, margin=0.03)
-    assert "--margin 0.03 replaces the 0.05 recorded with confirm:" in " ".join(changed.notes)
-    assert tracker.get_run(first.parent_id).tags["sweep.margin"] == "0.03"
 
 
 def test_confirm_bad_input_is_one_line_and_records_nothing(searched, store):
@@ -102,6 +134,7 @@ def test_confirm_bad_input_is_one_line_and_records_nothing(searched, store):
         (["--top", str(n + 1)], f"--top must be between 1 and the {n} finished trial(s)"),
         (["--sweep", baseline.run_id], "is not a search"),
         (["--margin", "-1"], "--margin must be a number >= 0"),
+        (["--max-seeds", "2"], "--max-seeds 2 is below the 3 seeds to start with (--seeds)"),
     ):
         args = ["confirm", "--tracking-uri", store, *args]
         if "--sweep" not in args:
