@@ -150,14 +150,18 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def handled(fn):
-    """One clear line and an exit code instead of a traceback."""
+def handled(fn=None, *, trains: bool = False):
+    """One clear line and an exit code instead of a traceback. `trains`: the command records
+    runs, so an interrupt says its current run was ended KILLED (a reading command has none).
+    Interrupted: 128 + the signal (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."""
+    if fn is None:
+        return functools.partial(handled, trains=trains)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from model.errors import ConfigError
 
-        from ..errors import Interrupted, StoreError, UserError
+        from ..errors import Interrupted, StoreError, UserError, exit_code
 
         try:
             return fn(*args, **kwargs)
@@ -169,9 +173,11 @@ def handled(fn):
             raise fail(str(e), e.exit_code) from None
         except ConfigError as e:
             raise fail(f"{e.key}: {e.message}") from None
-        except (KeyboardInterrupt, Interrupted):
-            typer.secho("interrupted: the current run was ended as KILLED", err=True)
-            raise typer.Exit(130) from None
+        except (KeyboardInterrupt, Interrupted) as e:
+            what = str(e) if isinstance(e, Interrupted) or str(e) else "Ctrl-C"
+            ended = "; the current run was ended as KILLED" if trains else ""
+            typer.secho(f"interrupted ({what}){ended}", err=True)
+            raise typer.Exit(exit_code(e)) from None
         except Exception as e:  # an unexpected error: still one line, traceback on demand
             if os.environ.get("SWEEP_DEBUG"):
                 raise

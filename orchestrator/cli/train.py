@@ -29,7 +29,7 @@ from .common import (
 
 
 @app.command()
-@handled
+@handled(trains=True)
 def baseline(
     profile: Annotated[
         str, typer.Option("--profile", "-p", help="Profile name in experiments/ or a .toml path.")
@@ -73,7 +73,7 @@ def baseline(
 
 
 @app.command()
-@handled
+@handled(trains=True)
 def ablate(
     knob: Annotated[
         str, typer.Option("--knob", "-k", help="The one knob to change (e.g. dropout).")
@@ -135,7 +135,7 @@ def ablate(
 
 
 @app.command()
-@handled
+@handled(trains=True)
 def search(
     trials: Annotated[
         int,
@@ -243,7 +243,7 @@ def _confirm(env, sweep_id, top, seeds, margin, alpha, fmt) -> None:
 
 
 @app.command()
-@handled
+@handled(trains=True)
 def confirm(
     sweep: Annotated[
         str | None,

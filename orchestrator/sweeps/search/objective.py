@@ -17,7 +17,7 @@ from model.errors import ConfigError
 from model.train import TrainerHooks
 
 from ... import tracking as T
-from ...errors import Interrupted
+from ...errors import Interrupted, first_line
 from ...execution.spec import RunSpec
 from .attrs import ATTR_REASON, ATTR_REUSED, ATTR_RUN, ATTR_SURPLUS, ATTR_WORKER
 from .budget import counted, retried_number
@@ -48,12 +48,11 @@ def objective(ctx: SearchContext, trial) -> float:
     """The function Optuna optimizes (bind `ctx` with functools.partial)."""
     try:
         return run_trial(ctx, trial)
-    except Interrupted:
-        raise KeyboardInterrupt() from None  # Optuna records FAIL, then we exit 130
+    except Interrupted as e:  # Optuna records FAIL for a KeyboardInterrupt, then re-raises it
+        raise KeyboardInterrupt(str(e)) from None  # named: the worker exits 128 + the signal
 
 
 def run_trial(ctx: SearchContext, trial) -> float:
-    import optuna
 
     n = trial.number
     trial.set_user_attr(ATTR_WORKER, worker_tag(n))
@@ -75,6 +74,24 @@ def run_trial(ctx: SearchContext, trial) -> float:
     if retry_of is not None:
         tags[T.TAG_RETRY_OF] = str(retry_of)
     run_id = ctx.tracker.create_run(f"trial-{n}", parent_id=ctx.parent_id, tags=tags)
+    try:
+        return train_trial(ctx, trial, run_id, params, tags)
+    except BaseException as e:  # e.g. the journal lost before training: never left RUNNING
+        if ctx.tracker.get_run(run_id).state is T.RunState.RUNNING:
+            ctx.tracker.end_run(run_id, ending_state(e), f"{type(e).__name__}: {first_line(e)}")
+        raise
+
+
+def ending_state(e: BaseException) -> T.RunState:
+    interrupted = isinstance(e, (KeyboardInterrupt, Interrupted))
+    return T.RunState.KILLED if interrupted else T.RunState.FAILED
+
+
+def train_trial(ctx: SearchContext, trial, run_id: str, params: dict, tags: dict) -> float:
+    """Train the trial's config into its run `run_id` (or link a finished run of it)."""
+    import optuna
+
+    n = trial.number
     trial.set_user_attr(ATTR_RUN, run_id)
     try:
         cfg = trial_config(ctx.base, params)
