@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from model.config import MAX_SEED
+
 from ..results.export import Format
 from ..tracking.schema import DEFAULT_EXPERIMENT
 from .common import (
@@ -125,7 +127,7 @@ def sample(
         str | None,
         typer.Option(help="Text to continue (default: a newline, if the corpus has one)."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 1337,
+    seed: Annotated[int, typer.Option(help="Sampling seed.", min=0, max=MAX_SEED)] = 1337,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
 ) -> None:
@@ -218,7 +220,7 @@ def ui(
     host: Annotated[
         str, typer.Option(help="Address to bind; 127.0.0.1 keeps it private.")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 5000,
+    port: Annotated[int, typer.Option(help="Port.", min=1, max=65535)] = 5000,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Start the MLflow UI on the same store (Ctrl-C stops it)."""

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from model.config import MAX_SEED
+
 from ..choices import Pruner, Sampler
 from ..results.export import PrintedFormat
 from ..tracking.schema import DEFAULT_EXPERIMENT, RunState
@@ -176,7 +178,8 @@ def search(
         int, typer.Option("--workers", "-w", help="Worker processes on this machine.")
     ] = 1,
     seed: Annotated[
-        int | None, typer.Option("--seed", help="Sampler seed (worker i uses seed+i).")
+        int | None,
+        typer.Option("--seed", help="Sampler seed (worker i uses seed+i).", min=0, max=MAX_SEED),
     ] = None,
     confirm: Annotated[
         int | None,

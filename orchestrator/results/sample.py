@@ -15,6 +15,8 @@ def checkpoint_run(tracker: T.Tracker, run_id: str) -> tuple[T.RunInfo, str | No
     from .best import best_run, has_checkpoint
 
     run = tracker.get_run(run_id)
+    if run.deleted:
+        raise UserError(T.deleted_message(run))
     if run.state is T.RunState.REUSED:
         source = T.source_of(tracker, run)
         return (
@@ -41,6 +43,7 @@ def sample_run(
 ) -> tuple[str, list[str]]:
     """Text from a run's best checkpoint; prompt None: a newline, or the corpus's first
     character when the corpus has no newline."""
+    from model.config import check_seed
     from model.sample import (
         CheckpointError,
         PromptError,
@@ -49,7 +52,9 @@ def sample_run(
         load_checkpoint,
     )
 
+    # bad settings are refused before anything is downloaded
     cfg = SampleConfig(temperature=temperature, top_k=top_k, max_new_tokens=max_new_tokens)
+    check_seed(seed)
     run_id = checkpoint_run(tracker, run_id)[0].run_id
     with tempfile.TemporaryDirectory(prefix="sweep-sample-") as tmp:
         path = tracker.download(run_id, "checkpoints/best.pt", Path(tmp))

@@ -53,6 +53,7 @@ class RunInfo:
     tags: dict[str, str]
     start_time: int
     artifact_uri: str
+    deleted: bool = False  # in MLflow's trash (`mlflow runs delete`, the UI's Delete)
 
     @property
     def state(self) -> RunState:
@@ -73,6 +74,7 @@ def _info(run: Any) -> RunInfo:
         tags=dict(run.data.tags),
         start_time=run.info.start_time or 0,
         artifact_uri=run.info.artifact_uri,
+        deleted=run.info.lifecycle_stage == "deleted",
     )
 
 

@@ -5,7 +5,8 @@ The val loss of each eval is reported to Optuna (`OptunaHooks`); a pruned trial 
 in Optuna and RunState.PRUNED in MLflow; a diverging one fails alone (FAIL, with its reason).
 A trial whose config a finished run already has (the baseline's own values, a repeated
 point, a point an ablation trained) is linked to that run (`sweeps/reuse.py`), not trained
-again; a trial beyond the budget fails at once, untrained (surplus).
+again; a trial beyond the budget fails at once, untrained (surplus), and so does one whose config
+the trainer refuses (a corner of the space too big for the device's memory).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from model.errors import ConfigError
 from model.train import TrainerHooks
 
 from ... import tracking as T
-from ...errors import Interrupted, first_line
+from ...errors import Interrupted, UserError, first_line
 from ...execution.spec import RunSpec
 from .attrs import ATTR_REASON, ATTR_REUSED, ATTR_RUN, ATTR_SURPLUS, ATTR_WORKER
 from .budget import counted, retried_number
@@ -95,8 +96,9 @@ def train_trial(ctx: SearchContext, trial, run_id: str, params: dict, tags: dict
     trial.set_user_attr(ATTR_RUN, run_id)
     try:
         cfg = trial_config(ctx.base, params)
-    except ConfigError as e:
-        reason = f"invalid config: {e.message}"
+        ctx.env.prepare(cfg)  # the trainer's checks and the memory check, once per config
+    except (ConfigError, UserError) as e:  # e.g. a corner of the space too big to train
+        reason = f"invalid config: {e.message if isinstance(e, ConfigError) else e}"
         ctx.tracker.end_run(run_id, T.RunState.FAILED, reason)
         trial.set_user_attr(ATTR_REASON, reason)
         ctx.progress.say(f"trial-{n}: failed ({reason})")
