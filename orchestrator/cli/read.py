@@ -221,10 +221,18 @@ def ui(
         str, typer.Option(help="Address to bind; 127.0.0.1 keeps it private.")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.", min=1, max=65535)] = 5000,
+    experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Start the MLflow UI on the same store (Ctrl-C stops it)."""
     from ..ui import serve_ui
 
-    code = serve_ui(tracking_uri, host, port, echo=typer.echo)
+    code = serve_ui(
+        tracking_uri,
+        host,
+        port,
+        echo=typer.echo,
+        warn=lambda t: typer.echo(t, err=True),
+        experiment=experiment,
+    )
     raise typer.Exit(code)
