@@ -80,17 +80,41 @@ TrackingUri = Annotated[
         "--tracking-uri", help="MLflow store; default $MLFLOW_TRACKING_URI, else ./mlflow.db."
     ),
 ]
+MAX_SEEDS = 1000  # seeds per configuration: far past what a verdict needs (a few to ~20)
+
+
+def _check_threads(value: int | None) -> int | None:
+    """More torch threads than the CPUs this process may use only fight over them."""
+    if value is None:
+        return value
+    from model.train import usable_cpus  # torch: only when --threads is given
+
+    if value > usable_cpus():
+        raise typer.BadParameter(
+            f"{value} is more than the {usable_cpus()} CPU(s) this process may use (0 = auto)"
+        )
+    return value
+
+
 Seeds = Annotated[
-    int | None, typer.Option("--seeds", help="Seeds per configuration (verdicts need 2 or more).")
+    int | None,
+    typer.Option(
+        "--seeds",
+        min=1,
+        max=MAX_SEEDS,
+        help=f"Seeds per configuration (verdicts need 2 or more; at most {MAX_SEEDS}).",
+    ),
 ]
 Threads = Annotated[
     int | None,
     typer.Option(
         "--threads",
         min=0,
-        help="torch threads per run (0 = auto: torch's default, capped by the CPUs this "
-        "process may use; a search: each worker's share). Recorded with every run; not part "
-        "of a run's identity. On a busy machine 1 can be faster.",
+        callback=_check_threads,
+        help="torch threads per run, at most the CPUs this process may use (0 = auto: "
+        "torch's default, capped by the CPUs this process may use and those the load leaves "
+        "free when a run starts; a search: each worker's share). Recorded with every run; "
+        "not part of a run's identity.",
     ),
 ]
 Retrain = Annotated[

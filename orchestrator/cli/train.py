@@ -12,6 +12,7 @@ from ..choices import Pruner, Sampler
 from ..results.export import PrintedFormat
 from ..tracking.schema import DEFAULT_EXPERIMENT, RunState
 from .common import (
+    MAX_SEEDS,
     Alpha,
     BaselineId,
     Experiment,
@@ -41,7 +42,10 @@ def baseline(
         typer.Option("--set", help="Override a config key: --set n_layer=6 (repeatable)."),
     ] = None,
     seeds: Annotated[
-        int, typer.Option("--seeds", help="Seeds (2+ gives seed noise for verdicts).")
+        int,
+        typer.Option(
+            "--seeds", min=1, max=MAX_SEEDS, help="Seeds (2+ gives seed noise for verdicts)."
+        ),
     ] = 1,
     data: Annotated[
         str | None,
@@ -96,7 +100,10 @@ def ablate(
     max_seeds: Annotated[
         int | None,
         typer.Option(
-            "--max-seeds", help="With --until-clear: stop at this many seeds (default 10)."
+            "--max-seeds",
+            min=1,
+            max=MAX_SEEDS,
+            help="With --until-clear: stop at this many seeds (default 10).",
         ),
     ] = None,
     margin: Margin = None,
@@ -254,7 +261,10 @@ def confirm(
     ] = None,
     top: Annotated[int, typer.Option("--top", help="How many of the best trials to confirm.")] = 3,
     seeds: Annotated[
-        int | None, typer.Option("--seeds", help="Seeds per trial (default: the baseline's seeds).")
+        int | None,
+        typer.Option(
+            "--seeds", min=1, max=MAX_SEEDS, help="Seeds per trial (default: the baseline's seeds)."
+        ),
     ] = None,
     margin: Margin = None,
     alpha: Alpha = None,
