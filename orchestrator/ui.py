@@ -64,6 +64,31 @@ def ui_environment() -> dict[str, str]:
     return {**os.environ, "PYTHONWARNINGS": f"{mine},{quiet}" if mine else quiet}
 
 
+def announce_when_up(
+    proc: subprocess.Popen,
+    host: str,
+    port: int,
+    echo: Callable[[str], None],
+    what: str,
+    runs_page: str | None,
+) -> None:
+    """Print the URL once the server answers /health (the first start on a loaded machine
+    takes tens of seconds), with the address of the runs table; a server that exits or
+    never answers is one error line."""
+    local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    where = f"[{local}]" if ":" in local else local
+    if not wait_until_answering(proc, f"http://{where}:{port}/health", STARTUP_S):
+        stop(proc)
+        raise UserError(
+            f"the MLflow UI did not start (exit code {proc.returncode}); its messages are above"
+        )
+    shown = f"[{host}]" if ":" in host else host
+    lines = [f"{what} at http://{shown}:{port} (Ctrl-C to stop)"]
+    if runs_page:
+        lines.append(f"  its runs table: http://{shown}:{port}/{runs_page}")
+    echo("\n".join(lines))  # one write: whoever sees the URL sees the runs' address
+
+
 def wait_until_answering(proc: subprocess.Popen, url: str, timeout: float) -> bool:
     """Poll `url` (the server's /health) until it answers; False if the server exits first
     or `timeout` passes."""
@@ -162,20 +187,10 @@ def serve_ui(
     previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         echo(f"starting the MLflow UI for {redact(uri)} ...")
-        local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-        where = f"[{local}]" if ":" in local else local
-        if not wait_until_answering(proc, f"http://{where}:{port}/health", STARTUP_S):
-            stop(proc)
-            raise UserError(
-                f"the MLflow UI did not start (exit code {proc.returncode}); its messages are above"
-            )
-        shown = f"[{host}]" if ":" in host else host
-        lines = [f"MLflow UI for {redact(uri)} at http://{shown}:{port} (Ctrl-C to stop)"]
-        if runs_page:
-            lines.append(
-                f"  experiment '{experiment}', its runs: http://{shown}:{port}/{runs_page}"
-            )
-        echo("\n".join(lines))  # one write: whoever sees the URL sees the runs' address
+        what = f"MLflow UI for {redact(uri)}" + (
+            f" (experiment '{experiment}')" if runs_page else ""
+        )
+        announce_when_up(proc, host, port, echo, what, runs_page)
         return proc.wait()
     except KeyboardInterrupt:
         stop(proc)

@@ -116,6 +116,7 @@ def ablate(
     fmt: PrintFormat = PrintedFormat.TABLE,
 ) -> None:
     """Change one knob at a time against the recorded baseline, then print the comparison."""
+    # long: most of its lines are the Typer options above; the body is a few calls
     from ..sweeps.ablate import run_ablation, split_values
 
     check_settings(margin, alpha)

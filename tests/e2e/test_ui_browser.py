@@ -142,9 +142,9 @@ def test_mlflow_ui_shows_the_sweep_in_chromium(smoke_store, tmp_path, chromium_p
         # empty GenAI "Overview" of traces (MLflow 3's default view for any experiment:
         # the `mlflow.experimentKind` tag is not what it reads; the address's workflowType is).
         page = next(
-            ln.split("its runs: ", 1)[1].strip()
+            ln.split("its runs table: ", 1)[1].strip()
             for ln in (tmp_path / "ui.log").read_text().splitlines()
-            if "its runs: " in ln
+            if "its runs table: " in ln
         )
         assert page == f"{url}/#/experiments/{exp}/runs?workflowType=machine_learning"
         driver.get(page)
