@@ -125,6 +125,15 @@ Retrain = Annotated[
         "of the experiment already trained (by default that run is reused and linked).",
     ),
 ]
+Register = Annotated[
+    str | None,
+    typer.Option(
+        "--register",
+        metavar="NAME",
+        help="Then log the best run's checkpoint as an MLflow Model (a pyfunc that generates "
+        "text) and register it as NAME (a new version each time).",
+    ),
+]
 BaselineId = Annotated[
     str | None, typer.Option("--baseline", help="Baseline run id (default: the latest).")
 ]
@@ -167,6 +176,20 @@ def print_table(table, fmt) -> None:
     typer.echo(render(table, fmt))
     if fmt in ("table", "md"):
         typer.echo("\n" + table.legend)
+
+
+def register_best(tracker, run_id: str, name: str) -> None:
+    """Log the checkpoint of `run_id` (a parent run: its best child) as an MLflow Model
+    registered as `name`, and say where it is."""
+    from ..results.sample import checkpoint_run
+    from ..tracking.models import log_checkpoint_model
+
+    picked, _ = checkpoint_run(tracker, run_id)
+    model = log_checkpoint_model(tracker, picked.run_id, register=name)
+    typer.echo(
+        f"registered {picked.name} ({picked.run_id}) as {model.registry_uri} "
+        f"(logged model {model.model_uri}; `mlflow models predict -m {model.registry_uri} ...`)"
+    )
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

@@ -16,6 +16,7 @@ from .common import (
     Experiment,
     KnobName,
     Margin,
+    Register,
     SweepId,
     TrackingUri,
     _tracker,
@@ -23,6 +24,7 @@ from .common import (
     check_settings,
     fail,
     handled,
+    register_best,
 )
 
 
@@ -88,10 +90,12 @@ def best(
         str | None,
         typer.Option("--sweep", help="Only this sweep's runs (default: the whole experiment)."),
     ] = None,
+    register: Register = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """The run with the lowest best val loss, and where its checkpoint is."""
+    """The run with the lowest best val loss, and where its checkpoint is (--register: as an
+    MLflow Model in the registry)."""
     from ..results.best import best_run, standing
 
     tracker = _tracker(experiment, tracking_uri, create=False)
@@ -106,6 +110,8 @@ def best(
     note = standing(tracker, run)
     if note:
         typer.echo(f"  {note}")
+    if register:
+        register_best(tracker, run.run_id, register)
 
 
 @app.command()

@@ -18,6 +18,7 @@ from .common import (
     Experiment,
     Margin,
     PrintFormat,
+    Register,
     Retrain,
     Seeds,
     Threads,
@@ -28,6 +29,7 @@ from .common import (
     fail,
     handled,
     print_table,
+    register_best,
 )
 
 
@@ -53,6 +55,7 @@ def baseline(
     ] = None,
     threads: Threads = None,
     retrain: Retrain = False,
+    register: Register = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
 ) -> None:
@@ -76,6 +79,8 @@ def baseline(
             ),
             1,
         )
+    if register:
+        register_best(tracker, result.run_id, register)
 
 
 @app.command()
@@ -111,6 +116,7 @@ def ablate(
     baseline_id: BaselineId = None,
     threads: Threads = None,
     retrain: Retrain = False,
+    register: Register = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
     fmt: PrintFormat = PrintedFormat.TABLE,
@@ -142,6 +148,8 @@ def ablate(
             f"{len(failed)} run(s) failed: " + "; ".join(f"{o.name}: {o.reason}" for o in failed),
             err=True,
         )
+    if register:
+        register_best(env.tracker, result.parent_id, register)
 
 
 @app.command()
@@ -241,7 +249,7 @@ def _check_confirm(top: int | None, trials: int) -> None:
         )
 
 
-def _confirm(env, sweep_id, top, seeds, margin, alpha, fmt) -> None:
+def _confirm(env, sweep_id, top, seeds, margin, alpha, fmt) -> str:
     from ..sweeps.confirm import run_confirm
 
     result = run_confirm(env, sweep_id, top, seeds, margin=margin, alpha=alpha)
@@ -251,6 +259,7 @@ def _confirm(env, sweep_id, top, seeds, margin, alpha, fmt) -> None:
     typer.echo(
         f"\nconfirm run {result.parent_id}; `sweep table --sweep {result.parent_id}` prints it again"
     )
+    return result.parent_id
 
 
 @app.command()
@@ -271,6 +280,7 @@ def confirm(
     alpha: Alpha = None,
     threads: Threads = None,
     retrain: Retrain = False,
+    register: Register = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
     fmt: PrintFormat = PrintedFormat.TABLE,
@@ -278,4 +288,6 @@ def confirm(
     """Re-train a search's top trials on seeds the search never trained: paired verdicts, no winner's curse."""
     check_settings(margin, alpha)
     env = _env(experiment, tracking_uri, threads=threads, retrain=retrain, create=False)
-    _confirm(env, sweep, top, seeds, margin, alpha, fmt)
+    parent_id = _confirm(env, sweep, top, seeds, margin, alpha, fmt)
+    if register:
+        register_best(env.tracker, parent_id, register)
