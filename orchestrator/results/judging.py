@@ -125,10 +125,12 @@ def describe(settings: Settings, judged: Judged | None = None, knob: str = "") -
     )
     if judged is None:
         text += f"better/worse: Holm-adjusted p < {a:g} across the table's variant rows"
+    elif not judged.n_holm and not seq:  # hardening (issue 17): never "across the 0 row(s)"
+        text += "better/worse: none yet, no row has a p-value (that needs 2+ seeds); "
     elif judged.fixed or not seq:
         text += f"better/worse: Holm-adjusted p < {a:g} across the {judged.n_holm} row(s) "
         text += "with a p-value" + (" judged at fixed seeds" if seq else "")
-    if judged is None or judged.fixed or not seq:
+    if judged is None or (judged.n_holm and (judged.fixed or not seq)):
         text += f", the {pct} interval excluding 0; "
     text += (
         f"equivalent: the interval lies inside ±{m:g} nats; inconclusive: neither, and "

@@ -21,7 +21,7 @@ from ... import tracking as T
 from ...errors import Interrupted, UserError, first_line
 from ...execution.spec import RunSpec
 from .attrs import ATTR_REASON, ATTR_REUSED, ATTR_RUN, ATTR_SURPLUS, ATTR_WORKER
-from .budget import counted, retried_number
+from .budget import budget, counted, retried_number
 from .recovery import worker_tag
 from .space import params_label, trial_config
 
@@ -64,6 +64,7 @@ def run_trial(ctx: SearchContext, trial) -> float:
         trial.set_user_attr(ATTR_REASON, f"surplus: the study already had {ctx.n_trials} trials")
         return math.nan
     params = {p.name: p.suggest(trial) for p in ctx.space.params}
+    ctx.progress.say(f"trial-{n}: {params_label(params)} ({standing(trials, ctx.n_trials)})")
     tags = {
         T.TAG_ROLE: T.Role.SEARCH_TRIAL,
         T.TAG_TRIAL: str(n),
@@ -81,6 +82,22 @@ def run_trial(ctx: SearchContext, trial) -> float:
         if ctx.tracker.get_run(run_id).state is T.RunState.RUNNING:
             ctx.tracker.end_run(run_id, ending_state(e), f"{type(e).__name__}: {first_line(e)}")
         raise
+
+
+def standing(trials: list, n_trials: int) -> str:
+    """The study so far, said as a trial starts: "3 of 8 finished, best so far trial-2
+    2.6852 (dropout=0.1)"."""
+    from optuna.trial import TrialState
+
+    done = budget(trials).finished
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    if not complete:
+        return f"{done} of {n_trials} finished"
+    best = min(complete, key=lambda t: t.value)
+    return (
+        f"{done} of {n_trials} finished, best so far trial-{best.number} "
+        f"{best.value:.4f} ({params_label(best.params)})"
+    )
 
 
 def ending_state(e: BaseException) -> T.RunState:
