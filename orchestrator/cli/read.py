@@ -124,11 +124,28 @@ def sample(
     best: Annotated[
         bool, typer.Option("--best", help="Sample the experiment's best run (see `sweep best`).")
     ] = False,
-    temperature: Annotated[float, typer.Option(help="> 0; lower is more conservative.")] = 0.8,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option("--checkpoint", help="A checkpoint file (a run's checkpoints/best.pt)."),
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            help="The course's settings: conservative (temperature 0.7, top-k 50), balanced "
+            "(0.9, 100), spicier (1.1, top-k off); --temperature/--top-k override them.",
+        ),
+    ] = None,
+    temperature: Annotated[
+        float | None, typer.Option(help="> 0; lower is more conservative (default 0.8).")
+    ] = None,
     top_k: Annotated[
-        int, typer.Option("--top-k", help="0 = off; clamped to the vocabulary size.")
-    ] = 50,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 400,
+        int | None,
+        typer.Option(
+            "--top-k", "--top_k", help="0 = off; clamped to the vocabulary size (default 50)."
+        ),
+    ] = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "--max_new_tokens")] = 400,
     prompt: Annotated[
         str | None,
         typer.Option(help="Text to continue (default: a newline, if the corpus has one)."),
@@ -137,20 +154,32 @@ def sample(
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Generate text from a run's best checkpoint."""
+    """Generate text from a run's best checkpoint (or a checkpoint file)."""
+    # long: most of its lines are the Typer options above; the body is a few calls
     from ..errors import UserError
     from ..results.best import best_run
-    from ..results.sample import checkpoint_run, sample_run
+    from ..results.sample import checkpoint_run, sample_file, sample_run, settings
 
-    if (run is None) == (not best):
-        raise UserError("give --run RUN_ID or --best (one of them)")
-    tracker = _tracker(experiment, tracking_uri, create=False)
-    picked, note = checkpoint_run(tracker, best_run(tracker).run_id if best else run)
-    if note:
-        typer.secho(f"note: {note}", err=True)
-    text, notices = sample_run(
-        tracker, picked.run_id, temperature, top_k, max_new_tokens, prompt, seed
-    )
+    if sum((run is not None, best, checkpoint is not None)) != 1:
+        raise UserError("give --run RUN_ID, --best or --checkpoint FILE (one of them)")
+    temperature, top_k = settings(preset, temperature, top_k)
+    if checkpoint is not None:
+        text, notices = sample_file(checkpoint, temperature, top_k, max_new_tokens, prompt, seed)
+    else:
+        tracker = _tracker(experiment, tracking_uri, create=False)
+        if best:
+            run = best_run(tracker).run_id
+        picked, note = checkpoint_run(tracker, run)
+        if best:
+            loss = picked.metrics.get("best_val_loss", float("nan"))
+            note = (
+                f"sampling the best run: {picked.name} ({picked.run_id}), best_val_loss {loss:.4f}"
+            )
+        if note:
+            typer.secho(f"note: {note}", err=True)
+        text, notices = sample_run(
+            tracker, picked.run_id, temperature, top_k, max_new_tokens, prompt, seed
+        )
     for n in notices:
         typer.secho(f"warning: {n}", fg=typer.colors.YELLOW, err=True)
     typer.echo(text)
