@@ -161,6 +161,16 @@ Alpha = Annotated[
 ]
 
 
+def check_knob(knob: str | None) -> None:
+    """`--knob` names a config key (the closest one suggested), before the store is read,
+    so a typo is not answered with `run sweep ablate --knob <typo>`."""
+    from ..config import FIELDS, unknown_key_message
+    from ..errors import UserError
+
+    if knob is not None and knob not in FIELDS:
+        raise UserError(f"--knob {knob}: {unknown_key_message(knob)}")
+
+
 def check_settings(margin: float | None, alpha: float | None) -> None:
     """Refuse a bad --margin/--alpha (one line, exit 2) before the store is read; what a
     sweep then records or reads is `results.settings.settings_for`'s business."""

@@ -21,6 +21,7 @@ from .common import (
     TrackingUri,
     _tracker,
     app,
+    check_knob,
     check_settings,
     fail,
     handled,
@@ -68,6 +69,7 @@ def table(
     from ..tracking import find_sweep
 
     chosen = format_for(output, fmt) if output else (fmt or Format.TABLE)
+    check_knob(knob)
     check_settings(margin, alpha)
     tracker = _tracker(experiment, tracking_uri, create=False)
     table = sweep_table(tracker, find_sweep(tracker, sweep, knob), alpha, margin)
@@ -204,6 +206,7 @@ def plot(
     from ..sweeps.attach import attach_figures
     from ..tracking import find_sweep
 
+    check_knob(knob)
     tracker = _tracker(experiment, tracking_uri, create=False)
     result = plot_sweep(tracker, find_sweep(tracker, sweep, knob), output)
     attach_figures(tracker, result.parent_id, result.paths)

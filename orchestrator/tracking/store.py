@@ -115,6 +115,8 @@ class Tracker:
         from mlflow import MlflowClient
 
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        # no "🏃 View run ... at: URL" lines on stdout amid the progress (a tracking server)
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         # Failures reach the user as one line (StoreError), not as logged tracebacks.
         for name in ("mlflow", "alembic", "sqlalchemy"):
             logging.getLogger(name).setLevel(logging.CRITICAL)

@@ -91,3 +91,17 @@ def test_version_ends_with_a_newline():
         [str(Path(sys.executable).with_name("sweep")), "--version"], capture_output=True
     ).stdout
     assert out.startswith(b"sweep ") and out.endswith(b"\n") and out.count(b"\n") == 1, out
+
+
+@pytest.mark.parametrize(("knob", "hint"), [("nosuch", None), ("dropot", "dropout")])
+def test_a_knob_that_is_no_key_is_named_not_suggested_for_an_ablation(tmp_path, knob, hint):
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    T.Tracker(store, "char-gpt")
+    for cmd in ("table", "plot"):
+        r = sweep(cmd, "--knob", knob, "--tracking-uri", store)
+        assert r.exit_code == 2
+        line = one_error_line(r)
+        assert f"--knob {knob}: unknown key '{knob}'" in line, line
+        assert "sweep ablate" not in line
+        if hint:
+            assert f"(did you mean '{hint}'?)" in line
