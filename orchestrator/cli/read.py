@@ -160,11 +160,18 @@ def sample(
     # long: most of its lines are the Typer options above; the body is a few calls
     from ..errors import UserError
     from ..results.best import best_run
-    from ..results.sample import checkpoint_run, sample_file, sample_run, settings
+    from ..results.sample import (
+        check_sample,
+        checkpoint_run,
+        sample_file,
+        sample_run,
+        settings,
+    )
 
     if sum((run is not None, best, checkpoint is not None)) != 1:
         raise UserError("give --run RUN_ID, --best or --checkpoint FILE (one of them)")
     temperature, top_k = settings(preset, temperature, top_k)
+    check_sample(temperature, top_k, max_new_tokens, seed)  # before the store is read
     if checkpoint is not None:
         text, notices = sample_file(checkpoint, temperature, top_k, max_new_tokens, prompt, seed)
     else:

@@ -48,6 +48,15 @@ def settings(preset: str | None, temperature: float | None, top_k: int | None) -
     return (t if temperature is None else temperature), (k if top_k is None else top_k)
 
 
+def check_sample(temperature: float, top_k: int, max_new_tokens: int, seed: int) -> None:
+    """Refuse bad sampling settings (one line) before any store is read or file loaded."""
+    from model.config import check_seed
+    from model.sample import SampleConfig
+
+    SampleConfig(temperature=temperature, top_k=top_k, max_new_tokens=max_new_tokens)
+    check_seed(seed)
+
+
 def sample_run(
     tracker: T.Tracker,
     run_id: str,
@@ -59,12 +68,7 @@ def sample_run(
 ) -> tuple[str, list[str]]:
     """Text from a run's best checkpoint; prompt None: a newline, or the corpus's first
     character when the corpus has no newline."""
-    from model.config import check_seed
-    from model.sample import SampleConfig
-
-    # bad settings are refused before anything is downloaded
-    SampleConfig(temperature=temperature, top_k=top_k, max_new_tokens=max_new_tokens)
-    check_seed(seed)
+    check_sample(temperature, top_k, max_new_tokens, seed)  # before anything is downloaded
     run_id = checkpoint_run(tracker, run_id)[0].run_id
     with tempfile.TemporaryDirectory(prefix="sweep-sample-") as tmp:
         path = tracker.download(run_id, "checkpoints/best.pt", Path(tmp))

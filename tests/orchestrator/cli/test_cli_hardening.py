@@ -105,3 +105,20 @@ def test_a_knob_that_is_no_key_is_named_not_suggested_for_an_ablation(tmp_path, 
         assert "sweep ablate" not in line
         if hint:
             assert f"(did you mean '{hint}'?)" in line
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--max-new-tokens", "1000000000000", "max_new_tokens must be an integer in [0, 100000]"),
+        ("--temperature", "0", "temperature"),
+    ],
+)
+def test_sample_settings_are_refused_before_the_store_is_read(tmp_path, option, value, message):
+    """Checked first: not 'no run with id' (the store read), not a download, not a hang."""
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    T.Tracker(store, "char-gpt")
+    r = sweep("sample", "--run", "no-such-run", option, value, "--tracking-uri", store)
+    assert r.exit_code == 2
+    line = one_error_line(r)
+    assert message in line and "no run with id" not in line, line
