@@ -54,7 +54,6 @@ def objective(ctx: SearchContext, trial) -> float:
 
 
 def run_trial(ctx: SearchContext, trial) -> float:
-
     n = trial.number
     trial.set_user_attr(ATTR_WORKER, worker_tag(n))
     trials = ctx.study.get_trials(deepcopy=False)
