@@ -186,10 +186,10 @@ def test_local_workers_connect_to_a_password_protected_store(pg_database, corpus
     space.write_text(SPACE, encoding="utf-8")
     common = ["--tracking-uri", pg_database]
     tiny = ["--set", "max_steps=8", "--set", "eval_every=4", "--set", "eval_iters=2"]
+    search = ["--seed", "1", "--pruner", "none"]
     for args in (
         ["baseline", "--profile", "smoke", "--data", str(corpus_path), *tiny],
-        ["search", "--space", str(space), "--trials", "3", "--workers", "2", "--seed", "1"]
-        + ["--pruner", "none"],
+        ["search", "--space", str(space), "--trials", "3", "--workers", "2", *search],
     ):
         r = subprocess.run(
             [sys.executable, "-m", "orchestrator.cli", *args, *common],
