@@ -157,7 +157,7 @@ def test_options_are_checked_when_built(options, message):
         (["--pruner", "asha"], "'asha' is not one of 'hyperband', 'median', 'none'"),
         (["--trials", "0"], "--trials must be at least 1 (got 0)"),
         (["--workers", "0"], "--workers must be at least 1 (got 0)"),
-        (["--space", "nope"], "unknown space 'nope'; known: default, small"),
+        (["--space", "nope"], "unknown space 'nope'; known: default, dropout-grid, small"),
     ],
 )
 def test_cli_bad_input_exits_2_with_one_line(search_env, args, message):
