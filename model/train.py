@@ -51,9 +51,9 @@ def resolve_device(device: str) -> str:
             return "mps"
         return "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device", "device cuda is not available here; use device=auto or cpu")
+        raise ConfigError("device", unavailable("cuda"))
     if device == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("device", "device mps is not available here; use device=auto or cpu")
+        raise ConfigError("device", unavailable("mps"))
     if device not in DEVICES:
         raise ConfigError("device", f"device must be one of {', '.join(DEVICES)} (got {device!r})")
     return device
@@ -115,22 +115,60 @@ def resolve_amp(amp: str, device: str) -> torch.dtype | None:
 DEFAULT_THREADS = torch.get_num_threads()
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def busy_cpus() -> float:
+    """How many CPUs other work keeps busy now: the smaller of the 1-minute load average and
+    the runnable threads this instant less this one (/proc/loadavg), so a run of this very
+    sweep that just ended (still in the average) does not count as a neighbour."""
+    try:
+        with open("/proc/loadavg", encoding="ascii") as f:
+            fields = f.read().split()
+        return max(0.0, min(float(fields[0]), int(fields[3].split("/")[0]) - 1))
+    except (OSError, ValueError, IndexError):
+        try:
+            return os.getloadavg()[0]
+        except OSError:
+            return 0.0
+
+
+def unavailable(device: str) -> str:
+    return (
+        f"device {device} is not available here (a profile for a GPU on a machine without "
+        f"one?): add --set device=cpu, or --set device=auto (the GPU where there is one)"
+    )
+
+
 def resolve_threads(threads: int) -> int:
-    """The torch thread count a run uses: `threads` if > 0, else auto.
+    """The torch thread count a run uses: `threads` if > 0 (at most the usable CPUs: more
+    only makes the threads fight over cores), else auto.
 
     auto = torch's default (physical cores, OMP_NUM_THREADS where set), capped by the CPUs
-    this process may run on. It does not look at the load: the thread count changes the
-    order of float sums, so a load-dependent choice would make the same config give
-    different losses. On a loaded machine (e.g. several local workers) pass threads
-    explicitly: on 2 cores with one busy neighbour, 1 thread stepped 1.65x faster than 2.
+    this process may run on and by those other work leaves free when the run starts
+    (`busy_cpus`): on a loaded 2-core machine the default 2 threads stepped about 4x slower
+    than 1. Determinism: the thread count changes the order of float sums, so the same
+    config can end with slightly different losses under another load. The choice is
+    therefore recorded with every run (`sweep.threads`, config.json) and kept out of the
+    config hash (a run's identity is what it trains, not how); pass threads explicitly
+    (`--threads N`) for bit-for-bit repeats.
     """
+    cpus = usable_cpus()
+    if threads > cpus:
+        raise ConfigError(
+            "threads",
+            f"threads {threads} is more than the {cpus} CPU(s) this process may use; "
+            f"pass at most {cpus}, or 0 (auto)",
+        )
     if threads > 0:
         return threads
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    return max(1, min(DEFAULT_THREADS, cpus))
+    free = max(1, math.floor(cpus - busy_cpus() + 0.5))
+    return max(1, min(DEFAULT_THREADS, cpus, free))
 
 
 class DivergenceError(RuntimeError):

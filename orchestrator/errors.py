@@ -14,7 +14,34 @@ class NoBaselineError(UserError):
 
 
 class Interrupted(BaseException):
-    """Raised by the SIGTERM/SIGHUP handler: the run ends KILLED, like Ctrl-C."""
+    """Raised by the SIGTERM/SIGHUP handler: the run ends KILLED, like Ctrl-C. Its message
+    is the signal's name (`Interrupted("SIGTERM")`)."""
+
+
+INTERRUPT_EXIT = 130  # 128 + SIGINT: Ctrl-C
+
+
+def exit_code(e: BaseException) -> int:
+    """The shell's code for a process ended by a signal, 128 + its number: 130 for Ctrl-C
+    (a plain KeyboardInterrupt), 143 for SIGTERM, 129 for SIGHUP. The signal's name is the
+    message of an Interrupted, or of the KeyboardInterrupt a trial turns it into for Optuna."""
+    import signal
+
+    try:
+        return 128 + signal.Signals[str(e)].value
+    except KeyError:
+        return INTERRUPT_EXIT
+
+
+def signal_of(code: int | None) -> str | None:
+    """The signal name behind an interrupted process's exit code (130, 143, 129; or -2,
+    -15, -1: multiprocessing's code for a process the signal itself ended), or None."""
+    import signal
+
+    names = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        names[128 + sig.value] = names[-sig.value] = sig.name  # exited, or killed by it
+    return names.get(code) if code is not None else None
 
 
 class StoreError(Exception):

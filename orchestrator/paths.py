@@ -13,8 +13,11 @@ JOURNAL_NAME = "optuna-journal.log"
 
 
 def slug(text: str) -> str:
-    """A file-name-safe form of a run or experiment name."""
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text) or "sweep"
+    """A file-name-safe form of a run or experiment name: one path component, never `.` or
+    `..` (`-e ..` would put a run's artifacts outside mlruns/): leading dots become dashes."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in text)
+    stripped = safe.lstrip(".")
+    return ("-" * (len(safe) - len(stripped)) + stripped) or "sweep"
 
 
 def run_slug(name: str, run_id: str) -> str:

@@ -27,7 +27,9 @@ def one_error_line(result_or_text) -> str:
     return lines[0]
 
 
-def sweep_process(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Popen:
+def sweep_process(
+    args: list[str], cwd: Path, env: dict | None = None, preexec_fn=None
+) -> subprocess.Popen:
     """`sweep ARGS` as its own process (and process group), output captured as text."""
     return subprocess.Popen(
         [sys.executable, "-m", "orchestrator.cli", *args],
@@ -37,6 +39,7 @@ def sweep_process(args: list[str], cwd: Path, env: dict | None = None) -> subpro
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        preexec_fn=preexec_fn,
     )
 
 

@@ -5,7 +5,8 @@ search), read (table, best, sample, plot, report, ui). Heavy packages (torch, ml
 optuna, pandas) are imported inside the commands, so `sweep --help` answers at once.
 
 Exit codes: 0 done; 1 a run failed or an unexpected error; 2 bad input or a missing
-precondition (one line, no traceback); 130 interrupted (runs end KILLED, never RUNNING).
+precondition (one line, no traceback); interrupted, 128 + the signal: 130 Ctrl-C (SIGINT),
+143 SIGTERM, 129 SIGHUP (runs end KILLED, never RUNNING).
 """
 
 from __future__ import annotations

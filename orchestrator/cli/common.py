@@ -80,17 +80,41 @@ TrackingUri = Annotated[
         "--tracking-uri", help="MLflow store; default $MLFLOW_TRACKING_URI, else ./mlflow.db."
     ),
 ]
+MAX_SEEDS = 1000  # seeds per configuration: far past what a verdict needs (a few to ~20)
+
+
+def _check_threads(value: int | None) -> int | None:
+    """More torch threads than the CPUs this process may use only fight over them."""
+    if value is None:
+        return value
+    from model.train import usable_cpus  # torch: only when --threads is given
+
+    if value > usable_cpus():
+        raise typer.BadParameter(
+            f"{value} is more than the {usable_cpus()} CPU(s) this process may use (0 = auto)"
+        )
+    return value
+
+
 Seeds = Annotated[
-    int | None, typer.Option("--seeds", help="Seeds per configuration (verdicts need 2 or more).")
+    int | None,
+    typer.Option(
+        "--seeds",
+        min=1,
+        max=MAX_SEEDS,
+        help=f"Seeds per configuration (verdicts need 2 or more; at most {MAX_SEEDS}).",
+    ),
 ]
 Threads = Annotated[
     int | None,
     typer.Option(
         "--threads",
         min=0,
-        help="torch threads per run (0 = auto: torch's default, capped by the CPUs this "
-        "process may use; a search: each worker's share). Recorded with every run; not part "
-        "of a run's identity. On a busy machine 1 can be faster.",
+        callback=_check_threads,
+        help="torch threads per run, at most the CPUs this process may use (0 = auto: "
+        "torch's default, capped by the CPUs this process may use and those the load leaves "
+        "free when a run starts; a search: each worker's share). Recorded with every run; "
+        "not part of a run's identity.",
     ),
 ]
 Retrain = Annotated[
@@ -99,6 +123,15 @@ Retrain = Annotated[
         "--retrain",
         help="Train every run anew, even one whose config, seed, corpus and code a finished run "
         "of the experiment already trained (by default that run is reused and linked).",
+    ),
+]
+Register = Annotated[
+    str | None,
+    typer.Option(
+        "--register",
+        metavar="NAME",
+        help="Then log the best run's checkpoint as an MLflow Model (a pyfunc that generates "
+        "text) and register it as NAME (a new version each time).",
     ),
 ]
 BaselineId = Annotated[
@@ -132,6 +165,16 @@ Alpha = Annotated[
 ]
 
 
+def check_knob(knob: str | None) -> None:
+    """`--knob` names a config key (the closest one suggested), before the store is read,
+    so a typo is not answered with `run sweep ablate --knob <typo>`."""
+    from ..config import FIELDS, unknown_key_message
+    from ..errors import UserError
+
+    if knob is not None and knob not in FIELDS:
+        raise UserError(f"--knob {knob}: {unknown_key_message(knob)}")
+
+
 def check_settings(margin: float | None, alpha: float | None) -> None:
     """Refuse a bad --margin/--alpha (one line, exit 2) before the store is read; what a
     sweep then records or reads is `results.settings.settings_for`'s business."""
@@ -149,19 +192,37 @@ def print_table(table, fmt) -> None:
         typer.echo("\n" + table.legend)
 
 
+def register_best(tracker, run_id: str, name: str) -> None:
+    """Log the checkpoint of `run_id` (a parent run: its best child) as an MLflow Model
+    registered as `name`, and say where it is."""
+    from ..results.sample import checkpoint_run
+    from ..tracking.models import log_checkpoint_model
+
+    picked, _ = checkpoint_run(tracker, run_id)
+    model = log_checkpoint_model(tracker, picked.run_id, register=name)
+    typer.echo(
+        f"registered {picked.name} ({picked.run_id}) as {model.registry_uri} "
+        f"(logged model {model.model_uri}; `mlflow models predict -m {model.registry_uri} ...`)"
+    )
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     return typer.Exit(code)
 
 
-def handled(fn):
-    """One clear line and an exit code instead of a traceback."""
+def handled(fn=None, *, trains: bool = False):
+    """One clear line and an exit code instead of a traceback. `trains`: the command records
+    runs, so an interrupt says its current run was ended KILLED (a reading command has none).
+    Interrupted: 128 + the signal (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."""
+    if fn is None:
+        return functools.partial(handled, trains=trains)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from model.errors import ConfigError
 
-        from ..errors import Interrupted, StoreError, UserError
+        from ..errors import Interrupted, StoreError, UserError, exit_code
 
         try:
             return fn(*args, **kwargs)
@@ -173,9 +234,11 @@ def handled(fn):
             raise fail(str(e), e.exit_code) from None
         except ConfigError as e:
             raise fail(f"{e.key}: {e.message}") from None
-        except (KeyboardInterrupt, Interrupted):
-            typer.secho("interrupted: the current run was ended as KILLED", err=True)
-            raise typer.Exit(130) from None
+        except (KeyboardInterrupt, Interrupted) as e:
+            what = str(e) if isinstance(e, Interrupted) or str(e) else "Ctrl-C"
+            ended = "; the current run was ended as KILLED" if trains else ""
+            typer.secho(f"interrupted ({what}){ended}", err=True)
+            raise typer.Exit(exit_code(e)) from None
         except Exception as e:  # an unexpected error: still one line, traceback on demand
             if os.environ.get("SWEEP_DEBUG"):
                 raise

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from model.config import MAX_SEED
+
 from ..results.export import Format
 from ..tracking.schema import DEFAULT_EXPERIMENT
 from .common import (
@@ -14,13 +16,16 @@ from .common import (
     Experiment,
     KnobName,
     Margin,
+    Register,
     SweepId,
     TrackingUri,
     _tracker,
     app,
+    check_knob,
     check_settings,
     fail,
     handled,
+    register_best,
 )
 
 
@@ -64,6 +69,7 @@ def table(
     from ..tracking import find_sweep
 
     chosen = format_for(output, fmt) if output else (fmt or Format.TABLE)
+    check_knob(knob)
     check_settings(margin, alpha)
     tracker = _tracker(experiment, tracking_uri, create=False)
     table = sweep_table(tracker, find_sweep(tracker, sweep, knob), alpha, margin)
@@ -86,10 +92,12 @@ def best(
         str | None,
         typer.Option("--sweep", help="Only this sweep's runs (default: the whole experiment)."),
     ] = None,
+    register: Register = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """The run with the lowest best val loss, and where its checkpoint is."""
+    """The run with the lowest best val loss, and where its checkpoint is (--register: as an
+    MLflow Model in the registry)."""
     from ..results.best import best_run, standing
 
     tracker = _tracker(experiment, tracking_uri, create=False)
@@ -104,6 +112,8 @@ def best(
     note = standing(tracker, run)
     if note:
         typer.echo(f"  {note}")
+    if register:
+        register_best(tracker, run.run_id, register)
 
 
 @app.command()
@@ -116,33 +126,69 @@ def sample(
     best: Annotated[
         bool, typer.Option("--best", help="Sample the experiment's best run (see `sweep best`).")
     ] = False,
-    temperature: Annotated[float, typer.Option(help="> 0; lower is more conservative.")] = 0.8,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option("--checkpoint", help="A checkpoint file (a run's checkpoints/best.pt)."),
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            help="The course's settings: conservative (temperature 0.7, top-k 50), balanced "
+            "(0.9, 100), spicier (1.1, top-k off); --temperature/--top-k override them.",
+        ),
+    ] = None,
+    temperature: Annotated[
+        float | None, typer.Option(help="> 0; lower is more conservative (default 0.8).")
+    ] = None,
     top_k: Annotated[
-        int, typer.Option("--top-k", help="0 = off; clamped to the vocabulary size.")
-    ] = 50,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 400,
+        int | None,
+        typer.Option(
+            "--top-k", "--top_k", help="0 = off; clamped to the vocabulary size (default 50)."
+        ),
+    ] = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "--max_new_tokens")] = 400,
     prompt: Annotated[
         str | None,
         typer.Option(help="Text to continue (default: a newline, if the corpus has one)."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 1337,
+    seed: Annotated[int, typer.Option(help="Sampling seed.", min=0, max=MAX_SEED)] = 1337,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Generate text from a run's best checkpoint."""
+    """Generate text from a run's best checkpoint (or a checkpoint file)."""
+    # long: most of its lines are the Typer options above; the body is a few calls
     from ..errors import UserError
     from ..results.best import best_run
-    from ..results.sample import checkpoint_run, sample_run
-
-    if (run is None) == (not best):
-        raise UserError("give --run RUN_ID or --best (one of them)")
-    tracker = _tracker(experiment, tracking_uri, create=False)
-    picked, note = checkpoint_run(tracker, best_run(tracker).run_id if best else run)
-    if note:
-        typer.secho(f"note: {note}", err=True)
-    text, notices = sample_run(
-        tracker, picked.run_id, temperature, top_k, max_new_tokens, prompt, seed
+    from ..results.sample import (
+        check_sample,
+        checkpoint_run,
+        sample_file,
+        sample_run,
+        settings,
     )
+
+    if sum((run is not None, best, checkpoint is not None)) != 1:
+        raise UserError("give --run RUN_ID, --best or --checkpoint FILE (one of them)")
+    temperature, top_k = settings(preset, temperature, top_k)
+    check_sample(temperature, top_k, max_new_tokens, seed)  # before the store is read
+    if checkpoint is not None:
+        text, notices = sample_file(checkpoint, temperature, top_k, max_new_tokens, prompt, seed)
+    else:
+        tracker = _tracker(experiment, tracking_uri, create=False)
+        if best:
+            run = best_run(tracker).run_id
+        picked, note = checkpoint_run(tracker, run)
+        if best:
+            loss = picked.metrics.get("best_val_loss", float("nan"))
+            note = (
+                f"sampling the best run: {picked.name} ({picked.run_id}), best_val_loss {loss:.4f}"
+            )
+        if note:
+            typer.secho(f"note: {note}", err=True)
+        text, notices = sample_run(
+            tracker, picked.run_id, temperature, top_k, max_new_tokens, prompt, seed
+        )
     for n in notices:
         typer.secho(f"warning: {n}", fg=typer.colors.YELLOW, err=True)
     typer.echo(text)
@@ -167,6 +213,7 @@ def plot(
     from ..sweeps.attach import attach_figures
     from ..tracking import find_sweep
 
+    check_knob(knob)
     tracker = _tracker(experiment, tracking_uri, create=False)
     result = plot_sweep(tracker, find_sweep(tracker, sweep, knob), output)
     attach_figures(tracker, result.parent_id, result.paths)
@@ -218,11 +265,19 @@ def ui(
     host: Annotated[
         str, typer.Option(help="Address to bind; 127.0.0.1 keeps it private.")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 5000,
+    port: Annotated[int, typer.Option(help="Port.", min=1, max=65535)] = 5000,
+    experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Start the MLflow UI on the same store (Ctrl-C stops it)."""
     from ..ui import serve_ui
 
-    code = serve_ui(tracking_uri, host, port, echo=typer.echo)
+    code = serve_ui(
+        tracking_uri,
+        host,
+        port,
+        echo=typer.echo,
+        warn=lambda t: typer.echo(t, err=True),
+        experiment=experiment,
+    )
     raise typer.Exit(code)

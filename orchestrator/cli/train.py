@@ -6,15 +6,19 @@ from typing import Annotated
 
 import typer
 
+from model.config import MAX_SEED
+
 from ..choices import Pruner, Sampler
 from ..results.export import PrintedFormat
 from ..tracking.schema import DEFAULT_EXPERIMENT, RunState
 from .common import (
+    MAX_SEEDS,
     Alpha,
     BaselineId,
     Experiment,
     Margin,
     PrintFormat,
+    Register,
     Retrain,
     Seeds,
     Threads,
@@ -25,11 +29,12 @@ from .common import (
     fail,
     handled,
     print_table,
+    register_best,
 )
 
 
 @app.command()
-@handled
+@handled(trains=True)
 def baseline(
     profile: Annotated[
         str, typer.Option("--profile", "-p", help="Profile name in experiments/ or a .toml path.")
@@ -39,7 +44,10 @@ def baseline(
         typer.Option("--set", help="Override a config key: --set n_layer=6 (repeatable)."),
     ] = None,
     seeds: Annotated[
-        int, typer.Option("--seeds", help="Seeds (2+ gives seed noise for verdicts).")
+        int,
+        typer.Option(
+            "--seeds", min=1, max=MAX_SEEDS, help="Seeds (2+ gives seed noise for verdicts)."
+        ),
     ] = 1,
     data: Annotated[
         str | None,
@@ -47,6 +55,7 @@ def baseline(
     ] = None,
     threads: Threads = None,
     retrain: Retrain = False,
+    register: Register = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
 ) -> None:
@@ -70,10 +79,12 @@ def baseline(
             ),
             1,
         )
+    if register:
+        register_best(tracker, result.run_id, register)
 
 
 @app.command()
-@handled
+@handled(trains=True)
 def ablate(
     knob: Annotated[
         str, typer.Option("--knob", "-k", help="The one knob to change (e.g. dropout).")
@@ -94,7 +105,10 @@ def ablate(
     max_seeds: Annotated[
         int | None,
         typer.Option(
-            "--max-seeds", help="With --until-clear: stop at this many seeds (default 10)."
+            "--max-seeds",
+            min=1,
+            max=MAX_SEEDS,
+            help="With --until-clear: stop at this many seeds (default 10).",
         ),
     ] = None,
     margin: Margin = None,
@@ -102,11 +116,13 @@ def ablate(
     baseline_id: BaselineId = None,
     threads: Threads = None,
     retrain: Retrain = False,
+    register: Register = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
     fmt: PrintFormat = PrintedFormat.TABLE,
 ) -> None:
     """Change one knob at a time against the recorded baseline, then print the comparison."""
+    # long: most of its lines are the Typer options above; the body is a few calls
     from ..sweeps.ablate import run_ablation, split_values
 
     check_settings(margin, alpha)
@@ -132,10 +148,12 @@ def ablate(
             f"{len(failed)} run(s) failed: " + "; ".join(f"{o.name}: {o.reason}" for o in failed),
             err=True,
         )
+    if register:
+        register_best(env.tracker, result.parent_id, register)
 
 
 @app.command()
-@handled
+@handled(trains=True)
 def search(
     trials: Annotated[
         int,
@@ -176,7 +194,8 @@ def search(
         int, typer.Option("--workers", "-w", help="Worker processes on this machine.")
     ] = 1,
     seed: Annotated[
-        int | None, typer.Option("--seed", help="Sampler seed (worker i uses seed+i).")
+        int | None,
+        typer.Option("--seed", help="Sampler seed (worker i uses seed+i).", min=0, max=MAX_SEED),
     ] = None,
     confirm: Annotated[
         int | None,
@@ -231,7 +250,7 @@ def _check_confirm(top: int | None, trials: int) -> None:
         )
 
 
-def _confirm(env, sweep_id, top, seeds, margin, alpha, fmt, max_seeds=None) -> None:
+def _confirm(env, sweep_id, top, seeds, margin, alpha, fmt, max_seeds=None) -> str:
     from ..sweeps.confirm import run_confirm
 
     result = run_confirm(env, sweep_id, top, seeds, margin=margin, alpha=alpha, max_seeds=max_seeds)
@@ -241,10 +260,11 @@ def _confirm(env, sweep_id, top, seeds, margin, alpha, fmt, max_seeds=None) -> N
     typer.echo(
         f"\nconfirm run {result.parent_id}; `sweep table --sweep {result.parent_id}` prints it again"
     )
+    return result.parent_id
 
 
 @app.command()
-@handled
+@handled(trains=True)
 def confirm(
     sweep: Annotated[
         str | None,
@@ -252,12 +272,20 @@ def confirm(
     ] = None,
     top: Annotated[int, typer.Option("--top", help="How many of the best trials to confirm.")] = 3,
     seeds: Annotated[
-        int | None, typer.Option("--seeds", help="Fresh seeds per trial to start with (default 3).")
+        int | None,
+        typer.Option(
+            "--seeds",
+            min=1,
+            max=MAX_SEEDS,
+            help="Fresh seeds per trial to start with (default 3).",
+        ),
     ] = None,
     max_seeds: Annotated[
         int | None,
         typer.Option(
             "--max-seeds",
+            min=1,
+            max=MAX_SEEDS,
             help="Add fresh seeds to undecided trials until each is decided, up to this many "
             "(default 10; equal to --seeds: no seed added).",
         ),
@@ -266,6 +294,7 @@ def confirm(
     alpha: Alpha = None,
     threads: Threads = None,
     retrain: Retrain = False,
+    register: Register = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
     fmt: PrintFormat = PrintedFormat.TABLE,
@@ -273,4 +302,6 @@ def confirm(
     """Re-train a search's top trials on seeds the search never trained, until each is decided: no winner's curse."""
     check_settings(margin, alpha)
     env = _env(experiment, tracking_uri, threads=threads, retrain=retrain, create=False)
-    _confirm(env, sweep, top, seeds, margin, alpha, fmt, max_seeds)
+    parent_id = _confirm(env, sweep, top, seeds, margin, alpha, fmt, max_seeds)
+    if register:
+        register_best(env.tracker, parent_id, register)

@@ -21,9 +21,11 @@ SHAPE = ("n_layer", "n_embed", "n_head", "block_size", "batch_size", "grad_accum
 PROBE_STEPS = 4
 
 
-def _from_store(tracker: T.Tracker, cfg: RunConfig) -> tuple[float, str] | None:
+def _from_store(tracker: T.Tracker, cfg: RunConfig, threads: int) -> tuple[float, str] | None:
+    """From a finished run of the same shape trained with as many torch threads."""
     flat = cfg.to_flat()
     where = " and ".join(f"params.`{k}` = '{flat[k]}'" for k in SHAPE)
+    where += f" and tags.`{T.TAG_THREADS}` = '{threads}'"
     for run in tracker.search(where, max_results=20):
         steps = float(run.params.get("max_steps", "nan"))
         wall = run.metrics.get("wall_s", math.nan)
@@ -35,7 +37,7 @@ def _from_store(tracker: T.Tracker, cfg: RunConfig) -> tuple[float, str] | None:
     return None
 
 
-def _probe(cfg: RunConfig, dataset) -> tuple[float, str] | None:
+def _probe(cfg: RunConfig, dataset, threads: int) -> tuple[float, str] | None:
     from model.train import Trainer, TrainerHooks
 
     stamps: list[float] = []
@@ -45,7 +47,11 @@ def _probe(cfg: RunConfig, dataset) -> tuple[float, str] | None:
             stamps.append(time.perf_counter())
 
     probe = cfg.replace(
-        max_steps=PROBE_STEPS, eval_every=PROBE_STEPS, eval_iters=1, max_new_tokens=0
+        max_steps=PROBE_STEPS,
+        eval_every=PROBE_STEPS,
+        eval_iters=1,
+        max_new_tokens=0,
+        threads=threads,
     )
     with tempfile.TemporaryDirectory(prefix="sweep-probe-") as tmp:
         trainer = Trainer(probe.gpt, probe.train, dataset, out_dir=Path(tmp), hooks=Clock())
@@ -58,10 +64,11 @@ def _probe(cfg: RunConfig, dataset) -> tuple[float, str] | None:
     return per_step * (cfg.train.max_steps + eval_steps), f"{PROBE_STEPS} steps timed just now"
 
 
-def estimate(tracker: T.Tracker, cfg: RunConfig, dataset) -> tuple[float, str] | None:
-    """(seconds for one run of cfg, where the figure comes from), or None."""
+def estimate(tracker: T.Tracker, cfg: RunConfig, dataset, threads: int) -> tuple[float, str] | None:
+    """(seconds for one run of cfg with `threads` torch threads, where the figure comes
+    from), or None."""
     try:
-        return _from_store(tracker, cfg) or _probe(cfg, dataset)
+        return _from_store(tracker, cfg, threads) or _probe(cfg, dataset, threads)
     except Exception:  # an estimate must never stop a sweep
         return None
 
@@ -84,8 +91,11 @@ def say_estimate(
     (`runs` runs of `cfg`, `parallel` at a time; `bound` "at most " where pruning shortens)."""
     if runs < 1:
         return
+    from model.train import resolve_threads
+
     ready = env.prepare(cfg)
-    got = estimate(env.tracker, ready.cfg, ready.dataset)
+    threads = resolve_threads(ready.cfg.train.threads)  # what a run starting now would use
+    got = estimate(env.tracker, ready.cfg, ready.dataset, threads)
     if got is None:
         return
     seconds, source = got
@@ -96,5 +106,6 @@ def say_estimate(
         on = f" on {parallel} workers" if parallel > 1 else ""
         total = f", {bound}{duration(seconds * rounds)} for {runs} {what}s{on}"
     env.progress.say(
-        f"estimated time: {about}{duration(seconds)} per {what}{total} (from {source})"
+        f"estimated time: {about}{duration(seconds)} per {what}{total} (from {source}; "
+        f"{threads} torch thread{'s' if threads > 1 else ''})"
     )

@@ -2,7 +2,7 @@
 
 Ctrl-C (SIGINT to the process group), SIGTERM or SIGHUP: a worker ends what it runs (its
 target turns the first signal into KeyboardInterrupt / Interrupted, later ones are ignored)
-and exits 130; the main process sends SIGTERM to the workers still alive, waits for them
+and exits 128 + the signal (130, 143, 129); the main process sends SIGTERM to the workers still alive, waits for them
 (SIGKILL past a grace period), then the caller cleans up after any that had to be killed.
 """
 

@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +193,8 @@ def train(env: RunEnv, spec: RunSpec) -> Outcome:
             out_dir=Path(tmp) / "ckpt",
             sample_config=ready.cfg.sample,
         )
+        # auto threads are chosen when the run starts (the load now): record that choice
+        ready = replace(ready, threads=trainer.threads)
         record_start(env, spec.run_id, ready, spec.tags)
         (staging / "config.json").write_text(config_json(ready), encoding="utf-8")
         logger = RunLogger(env, spec.run_id, staging, ready.cfg.train.max_steps)

@@ -62,9 +62,27 @@ class Best:
         """Only a `better` verdict beats the baseline: a lower mean alone may be seed noise."""
         return self.verdict is Verdict.BETTER
 
+    @property
+    def is_baseline_config(self) -> bool:
+        """Its run trained the baseline's own configuration (a search's trial 0, or a grid
+        point on the baseline's values): nothing to confirm or adopt."""
+        return self.run is not None and not self.changes
+
+    def summary(self) -> str:
+        """One line for a report's top: the verdict of the sweep's best row."""
+        if self.run is None:
+            return f"{self.value}: {self.verdict} (nothing finished)"
+        own = " (the baseline's own configuration)" if self.is_baseline_config else ""
+        return f"{self.verdict}: {self.value}{own}, {self.delta or 'no delta'} best val loss"
+
     def advice(self, sweep: T.RunInfo) -> str:
         """What to do, in one sentence, from the verdict (never more than it claims)."""
         changed = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in self.changes.items()) or "none"
+        if self.is_baseline_config and not self.beats_baseline:
+            return (
+                f"Lowest val loss: {self.value}, the baseline's own configuration: no variant "
+                "beat it; keep the baseline."
+            )
         if self.beats_baseline:
             return (
                 f"Best variant: {self.value}, better than the baseline ({self.delta} best val "
@@ -131,13 +149,22 @@ def find_best(
     runs = [r for r in runs if "best_val_loss" in r.metrics]
     run = min(runs, key=lambda r: r.metrics["best_val_loss"]) if runs else None
     delta = interval_text(row.delta, row.delta_ci_low, row.delta_ci_high)
-    best = Best(row.value, row.best_val_loss, table.baseline_mean, run, row.verdict, delta)
+    best = Best(named(row), row.best_val_loss, table.baseline_mean, run, row.verdict, delta)
     if run is not None:
         best.changes = config_changes(base_run.params, run.params)
         if best.beats_baseline:
             seeds = int(base_run.tags.get(T.TAG_SEEDS, "1") or 1)
             best.command = ready_command(base_run.params, best.changes, seeds)
     return best
+
+
+def named(row) -> str:
+    """A row's value as people read it: `grad_accum_steps=2`, not `2` (a search trial's
+    `trial-3: dropout=0.1 ...` names its keys already)."""
+    value = str(row.value)
+    if not row.knob or "=" in value or value.startswith("trial-"):
+        return value
+    return f"{row.knob}={value}"
 
 
 def best_member(tracker: T.Tracker, base_run: T.RunInfo) -> T.RunInfo:
@@ -157,6 +184,8 @@ def standing(tracker: T.Tracker, run: T.RunInfo) -> str:
     parent_id = run.parent_id
     if parent_id is None:
         return ""
+    if role == Role.SEARCH_TRIAL and baseline_config(tracker, run):
+        return "the baseline's own configuration (a search's trial 0): keep the baseline"
     if role == Role.SEARCH_TRIAL:
         return (
             "a single-seed search trial: a candidate, not a result; confirm it on seeds the "
@@ -169,3 +198,12 @@ def standing(tracker: T.Tracker, run: T.RunInfo) -> str:
     if row.verdict is Verdict.BETTER:
         return f"verdict: better than the baseline ({delta} best val loss)"
     return f"verdict: {row.label} ({delta}): not shown to beat the baseline; keep it unless that changes"
+
+
+def baseline_config(tracker: T.Tracker, run: T.RunInfo) -> bool:
+    """Whether a sweep's run trained its baseline's own configuration (nothing to confirm)."""
+    parent = tracker.get_run(run.parent_id) if run.parent_id else None
+    base_id = parent.tags.get(T.TAG_BASELINE) if parent else None
+    if not base_id:
+        return False
+    return not config_changes(tracker.get_run(base_id).params, run.params)

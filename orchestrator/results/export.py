@@ -118,11 +118,34 @@ def _display_frame(table: Table) -> pd.DataFrame:
     return out
 
 
+INTEGER_COLUMNS = ("seeds", "seeds_needed", "best_step", "params")  # whole numbers, or empty
+CELL_WIDTH = 48  # a terminal cell wider than this (a long pruned reason) is cut with "…"
+
+
+def typed_frame(table: Table) -> pd.DataFrame:
+    """The rows for files: whole-number columns as integers (pandas' nullable Int64: `30`,
+    not `30.0`, and empty where there is none); `value` text in every format (`0.0` and
+    `trial-3: ...` alike: a CSV reader is told so by the quotes, pandas by dtype=str)."""
+    df = table.to_frame()
+    for col in INTEGER_COLUMNS:
+        df[col] = df[col].round().astype("Int64")
+    df["value"] = df["value"].astype(str)
+    return df
+
+
+def _clipped(shown: pd.DataFrame) -> pd.DataFrame:
+    def clip(v):
+        text = str(v)
+        return text if len(text) <= CELL_WIDTH else text[: CELL_WIDTH - 1] + "…"
+
+    return shown.map(clip)
+
+
 def render(table: Table, fmt: str) -> str | bytes:
     if fmt == "table":
         from tabulate import tabulate
 
-        shown = _display_frame(table)
+        shown = _clipped(_display_frame(table))
         return tabulate(
             shown.values.tolist(),
             headers=list(shown.columns),
@@ -132,9 +155,11 @@ def render(table: Table, fmt: str) -> str | bytes:
     if fmt == "md":
         return _display_frame(table).to_markdown(index=False, disable_numparse=True)
     if fmt == "csv":
-        return table.to_frame().to_csv(index=False)
+        import csv
+
+        return typed_frame(table).to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC)
     if fmt == "json":
-        return table.to_frame().to_json(orient="records", indent=2)
+        return typed_frame(table).to_json(orient="records", indent=2)
     if fmt == "html":
         html = _display_frame(table).to_html(index=False, border=0, classes="sweep-table")
         # a charset, so browsers and pandas.read_html read the ± and Δ right
@@ -144,7 +169,7 @@ def render(table: Table, fmt: str) -> str | bytes:
         import io
 
         buf = io.BytesIO()
-        table.to_frame().to_parquet(buf, index=False)
+        typed_frame(table).to_parquet(buf, index=False)
         return buf.getvalue()
     raise UserError(f"unknown format '{fmt}'; choose one of: {', '.join(FORMATS)}")
 

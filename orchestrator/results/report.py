@@ -1,8 +1,9 @@
 """One self-contained document per sweep (or per experiment): what a person reads to decide.
 
-Contents: the baseline's config and dataset, each sweep's comparison table with verdicts,
-its figures, the best configuration as a ready-to-run command, and the best run's sample
-next to the baseline's. Rendered with Jinja2 templates (templates/report.{md,html}.j2):
+Contents: a summary (one line per sweep: its best row's verdict), the baseline's config,
+dataset and sample (once per baseline), each sweep's comparison table with verdicts (in a
+box that scrolls sideways when wider than the page), its figures, the best configuration as
+a ready-to-run command, and the best variant's sample. Rendered with Jinja2 templates (templates/report.{md,html}.j2):
 HTML embeds its figures as data URIs (one file to mail); Markdown references PNGs written
 in a folder beside it. Written atomically.
 """
@@ -118,28 +119,37 @@ def _baseline(base_run: T.RunInfo) -> dict[str, Any]:
 
 
 def _best(tracker, parent, table: Table, base_run, tmpdir: Path) -> dict[str, Any]:
+    """The sweep's best row: its summary line, the advice, a command, and the best
+    variant's sample (the baseline's is shown once, with the baseline)."""
     best = find_best(tracker, parent, table, base_run)
     if best is None or best.run is None:
         return {
+            "summary": "nothing finished yet",
             "text": "No variant finished: nothing to recommend yet.",
             "command": "",
             "samples": [],
         }
-    text = best.advice(parent)
-    base_member = best_member(tracker, base_run)
-    left = last_sample(tracker, base_member, tmpdir)
-    right = last_sample(tracker, best.run, tmpdir)
-    samples = [
-        (
-            f"baseline ({base_member.name}, {left[0] if left else 'no sample'})",
-            left[1] if left else "",
-        ),
-        (
-            f"best variant ({best.run.name}, {right[0] if right else 'no sample'})",
-            right[1] if right else "",
-        ),
-    ]
-    return {"text": text, "command": best.command, "samples": samples}
+    samples = []
+    if not best.is_baseline_config:
+        right = last_sample(tracker, best.run, tmpdir)
+        samples.append(
+            (
+                f"best variant ({best.run.name}, {right[0] if right else 'no sample'})",
+                right[1] if right else "",
+            )
+        )
+    return {
+        "summary": best.summary(),
+        "text": best.advice(parent),
+        "command": best.command,
+        "samples": samples,
+    }
+
+
+def _baseline_sample(tracker: T.Tracker, base_run: T.RunInfo, tmpdir: Path) -> tuple[str, str]:
+    member = best_member(tracker, base_run)
+    got = last_sample(tracker, member, tmpdir)
+    return (f"{member.name}, {got[0] if got else 'no sample'}", got[1] if got else "")
 
 
 def _figure(png: Path, title: str, fmt: str, report_dir: Path) -> dict[str, str]:
@@ -192,6 +202,7 @@ def _section(
     if base_run is not None and base_id not in shown:
         shown.add(base_id)
         section["baseline"] = _baseline(base_run)
+        section["baseline"]["sample"] = _baseline_sample(tracker, base_run, where.tmp)
     if base_run is not None:
         section["best"] = _best(tracker, parent, table, base_run, where.tmp)
     return section, res.paths
@@ -229,6 +240,10 @@ def write_report(
                 written=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
                 method="Lower val loss is better.",
                 sections=sections,
+                summary=[
+                    (s["name"], s["run_id"], s["best"]["summary"] if s["best"] else "no baseline")
+                    for s in sections
+                ],
                 nan=math.nan,
             )
         )

@@ -10,6 +10,7 @@ from .liveness import alive, orphaned, reap_stale
 from .queries import (
     baseline_members,
     baseline_seeds,
+    deleted_message,
     find_baseline,
     find_search,
     find_sweep,
@@ -36,6 +37,7 @@ __all__ = [
     "baseline_members",
     "baseline_seeds",
     "check_reachable",
+    "deleted_message",
     "find_baseline",
     "find_search",
     "find_sweep",

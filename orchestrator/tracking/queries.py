@@ -106,6 +106,8 @@ def find_sweep(tracker: Tracker, sweep_id: str | None = None, knob: str | None =
     """A sweep parent by id, the latest ablation of a knob, or the latest sweep."""
     if sweep_id:
         run = tracker.get_run(sweep_id)
+        if run.deleted:  # read as it was, or written into (plots), it would look alive
+            raise UserError(deleted_message(run))
         if run.tags.get(TAG_ROLE) not in SWEEP_ROLES:
             raise UserError(
                 f"run {sweep_id} is not a sweep (its role is '{run.tags.get(TAG_ROLE, 'none')}')"
@@ -128,6 +130,13 @@ def find_sweep(tracker: Tracker, sweep_id: str | None = None, knob: str | None =
             "run `sweep ablate --knob dropout`"
         )
     return runs[0]
+
+
+def deleted_message(run: RunInfo) -> str:
+    return (
+        f"run {run.run_id} ({run.name}) is deleted: restore it first "
+        f"(`mlflow runs restore --run-id {run.run_id}`, or the UI's trash)"
+    )
 
 
 def find_search(tracker: Tracker, study: str, baseline_id: str | None = None) -> RunInfo | None:

@@ -53,6 +53,7 @@ class RunInfo:
     tags: dict[str, str]
     start_time: int
     artifact_uri: str
+    deleted: bool = False  # in MLflow's trash (`mlflow runs delete`, the UI's Delete)
 
     @property
     def state(self) -> RunState:
@@ -73,6 +74,7 @@ def _info(run: Any) -> RunInfo:
         tags=dict(run.data.tags),
         start_time=run.info.start_time or 0,
         artifact_uri=run.info.artifact_uri,
+        deleted=run.info.lifecycle_stage == "deleted",
     )
 
 
@@ -113,6 +115,8 @@ class Tracker:
         from mlflow import MlflowClient
 
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        # no "🏃 View run ... at: URL" lines on stdout amid the progress (a tracking server)
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         # Failures reach the user as one line (StoreError), not as logged tracebacks.
         for name in ("mlflow", "alembic", "sqlalchemy"):
             logging.getLogger(name).setLevel(logging.CRITICAL)

@@ -34,8 +34,10 @@ def test_the_same_flow_against_a_real_mlflow_server(
         uri,
     )
     assert r.exit_code == 0, r.output
+    assert "View run" not in r.output  # MLflow's own URL lines are kept out of the progress
     r = sweep("ablate", "--knob", "dropout", "--values", "0.0,0.2", "--tracking-uri", uri)
     assert r.exit_code == 0, r.output
+    assert "View run" not in r.output and "View experiment" not in r.output
     tracker = T.Tracker(uri, "char-gpt")
     parent = tracker.search(f"tags.`{T.TAG_ROLE}` = 'ablation'")[0]
     (child,) = tracker.children(parent.run_id)
@@ -44,6 +46,6 @@ def test_the_same_flow_against_a_real_mlflow_server(
     assert {"table.csv", "table.md"} <= set(tracker.list_artifacts(parent.run_id))
     assert len(list((tmp_path / "sweep-tables").glob("ablate-dropout-*.csv"))) == 1
     r = sweep("table", "--tracking-uri", uri, "--format", "csv")
-    assert r.exit_code == 0 and r.output.startswith("knob,value,seeds")
+    assert r.exit_code == 0 and r.output.startswith('"knob","value","seeds"')
     r = sweep("sample", "--run", child.run_id, "--tracking-uri", uri, "--max-new-tokens", "40")
     assert r.exit_code == 0 and len(r.output.strip()) >= 20

@@ -21,6 +21,7 @@ from orchestrator.config import build
 from orchestrator.sweeps.baseline import record_baseline
 from orchestrator.sweeps.search.attrs import ATTR_RUN, ATTR_SURPLUS
 from orchestrator.sweeps.search.budget import counted, retried_number
+from orchestrator.sweeps.search.context import worker_limit
 from orchestrator.tracking import RunState, Tracker
 
 pytestmark = pytest.mark.slow
@@ -175,3 +176,35 @@ def test_a_worker_killed_mid_trial_is_failed_by_heartbeat_retried_and_its_run_ki
     assert Counter(int(r.tags[T.TAG_TRIAL]) for r in finished) == Counter(t.number for t in trials)
     assert all(r.status == "FINISHED" for r in finished)
     assert not tracker.search("attributes.status = 'RUNNING'")
+
+
+@pytest.mark.skipif(worker_limit()[0] < 2, reason="--workers 2 is refused on this machine")
+def test_local_workers_connect_to_a_password_protected_store(pg_database, corpus_path, tmp_path):
+    """The tracking store is a PostgreSQL database with a password: the workers connect with
+    the real URL (Tracker.connect_uri), while every message shows it masked (Tracker.uri).
+    Before, the workers were handed the masked URL and could not log in."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    space = tmp_path / "space.toml"
+    space.write_text(SPACE, encoding="utf-8")
+    common = ["--tracking-uri", pg_database]
+    tiny = ["--set", "max_steps=8", "--set", "eval_every=4", "--set", "eval_iters=2"]
+    search = ["--seed", "1", "--pruner", "none"]
+    for args in (
+        ["baseline", "--profile", "smoke", "--data", str(corpus_path), *tiny],
+        ["search", "--space", str(space), "--trials", "3", "--workers", "2", *search],
+    ):
+        r = subprocess.run(
+            [sys.executable, "-m", "orchestrator.cli", *args, *common],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        out = r.stdout + r.stderr
+        assert r.returncode == 0, out
+        assert ":sweep@" not in out  # the password is never shown
+    assert "3 complete" in r.stdout, r.stdout
+    tracker = Tracker(pg_database, "char-gpt", create=False)
+    (parent,) = tracker.search(f"tags.`{T.TAG_ROLE}` = '{T.Role.SEARCH}'")
+    assert parent.state is T.RunState.COMPLETE

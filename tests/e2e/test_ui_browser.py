@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,13 @@ def _descendants(pid: int) -> set[int]:
     return out
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -56,15 +64,22 @@ def _start_ui(store, tmp_path: Path):
     port = services.free_port()
     log = open(tmp_path / "ui.log", "w")  # noqa: SIM115  (closed by the caller)
     proc = subprocess.Popen(
-        [SWEEP, "ui", "--port", str(port), "--tracking-uri", store.uri],
+        [SWEEP, "ui", "--port", str(port), "--tracking-uri", store.uri, "-e", store.experiment],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    if not services.wait_http_ok(f"{url}/health", timeout=90, proc=proc):
-        services.stop_process(proc)
-        pytest.fail(f"sweep ui did not answer /health:\n{services.log_tail(tmp_path / 'ui.log')}")
+    shown = f"at {url} (Ctrl-C to stop)"
+    deadline = time.monotonic() + 180
+    while shown not in (tmp_path / "ui.log").read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            services.stop_process(proc)
+            pytest.fail(f"sweep ui printed no URL:\n{services.log_tail(tmp_path / 'ui.log')}")
+        time.sleep(0.1)
+    # the URL is printed only once the server answers (it came 28-45 s early before)
+    with urllib.request.urlopen(f"{url}/health", timeout=5) as r:
+        assert r.status == 200
     return proc, url, log
 
 
@@ -74,6 +89,8 @@ def test_ui_binds_localhost_and_stops_on_ctrl_c(smoke_store, tmp_path):  # noqa:
     try:
         children = _descendants(proc.pid)
         assert children, "the mlflow server runs as a child process"
+        servers = [_cmdline(p) for p in children if "uvicorn" in _cmdline(p)]
+        assert len(servers) == 1 and "--workers 1" in servers[0], servers  # one worker, not 4
         proc.send_signal(signal.SIGINT)  # Ctrl-C, to the `sweep ui` process only
         assert proc.wait(30) == 0
     finally:
@@ -82,6 +99,7 @@ def test_ui_binds_localhost_and_stops_on_ctrl_c(smoke_store, tmp_path):  # noqa:
         log.close()
     output = (tmp_path / "ui.log").read_text()
     assert f"at {url} (Ctrl-C to stop)" in output and "MLflow UI stopped" in output
+    assert "StarletteDeprecationWarning" not in output and "Invalid -W option" not in output
     deadline = time.monotonic() + 10
     while any(_alive(p) for p in children) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -120,6 +138,24 @@ def test_mlflow_ui_shows_the_sweep_in_chromium(smoke_store, tmp_path, chromium_p
         def body() -> str:
             return driver.find_element(By.TAG_NAME, "body").text
 
+        # The address `sweep ui` prints for the experiment opens its runs table, not the
+        # empty GenAI "Overview" of traces (MLflow 3's default view for any experiment:
+        # the `mlflow.experimentKind` tag is not what it reads; the address's workflowType is).
+        page = next(
+            ln.split("its runs table: ", 1)[1].strip()
+            for ln in (tmp_path / "ui.log").read_text().splitlines()
+            if "its runs table: " in ln
+        )
+        assert page == f"{url}/#/experiments/{exp}/runs?workflowType=machine_learning"
+        driver.get(page)
+        wait.until(
+            EC.presence_of_element_located(
+                (By.CSS_SELECTOR, f'a[href*="/runs/{smoke_store.sweep_id}"]')
+            )
+        )
+        wait.until(lambda d: "baseline" in body() and "Model training" in body())
+        assert "/overview" not in driver.current_url and "genai" not in driver.current_url
+        driver.save_screenshot(str(tmp_path / "experiment.png"))
         # The experiment's runs: the baseline and the ablation parent, top level.
         driver.get(f"{url}/#/experiments/{exp}/runs")
         parent_link = wait.until(
@@ -162,7 +198,7 @@ def test_mlflow_ui_shows_the_sweep_in_chromium(smoke_store, tmp_path, chromium_p
         driver.save_screenshot(str(tmp_path / "artifacts.png"))
         assert (tmp_path / "artifacts.png").stat().st_size > 10_000
         if os.environ.get("SWEEP_KEEP_SCREENSHOTS"):
-            for name in ("runs.png", "run.png", "artifacts.png"):
+            for name in ("experiment.png", "runs.png", "run.png", "artifacts.png"):
                 Path(os.environ["SWEEP_KEEP_SCREENSHOTS"], name).write_bytes(
                     (tmp_path / name).read_bytes()
                 )

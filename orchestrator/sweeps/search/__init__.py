@@ -23,11 +23,11 @@ from __future__ import annotations
 from typing import Any
 
 from ... import tracking as T
-from ...errors import Interrupted
+from ...errors import Interrupted, first_line, signal_of
 from ...execution.env import RunEnv
 from ...execution.estimate import say_estimate
 from ...execution.processes import signals_held
-from ...studies import storage_label, storage_tag
+from ...studies import journal_failure, storage_label, storage_tag
 from .budget import budget
 from .context import Options, SearchContext
 from .recovery import reconcile
@@ -57,6 +57,15 @@ def announce(ctx: SearchContext, options: Options) -> list[str]:
     left = max(0, ctx.n_trials - before.finished)
     say_estimate(env, ctx.base, left, what="trial", parallel=options.workers, bound="at most ")
     return notes
+
+
+def stopped_by(codes: list[int | None]) -> None:
+    """Workers that a signal ended (Ctrl-C to a script whose background `sweep search`
+    ignores SIGINT itself, a SIGTERM to the workers alone) interrupted the search: it ends
+    KILLED as if the main process had been interrupted, never complete."""
+    stopped = next((signal_of(c) for c in codes if signal_of(c)), None)
+    if stopped is not None:
+        raise Interrupted(stopped)
 
 
 def run_search(
@@ -94,13 +103,17 @@ def run_search(
         if workers == 1:
             work(ctx)
         else:
-            run_workers(ctx, options)
+            stopped_by(run_workers(ctx, options))
         reconcile(ctx)
     except (KeyboardInterrupt, Interrupted) as e:
         with signals_held():  # a second Ctrl-C does not leave the parent RUNNING
             close_parent_if_idle(ctx, T.RunState.KILLED, f"interrupted ({e or 'Ctrl-C'})")
         raise
     except BaseException as e:
+        lost = journal_failure(e)
+        if lost is not None:  # the study is gone with its journal: close through MLflow only
+            ctx.sweep.end(T.RunState.FAILED, first_line(lost))
+            raise lost from None
         close_parent_if_idle(ctx, T.RunState.FAILED, f"{type(e).__name__}: {e}")
         raise
     return finish(ctx, storage, notes, plots)

@@ -5,7 +5,8 @@ The val loss of each eval is reported to Optuna (`OptunaHooks`); a pruned trial 
 in Optuna and RunState.PRUNED in MLflow; a diverging one fails alone (FAIL, with its reason).
 A trial whose config a finished run already has (the baseline's own values, a repeated
 point, a point an ablation trained) is linked to that run (`sweeps/reuse.py`), not trained
-again; a trial beyond the budget fails at once, untrained (surplus).
+again; a trial beyond the budget fails at once, untrained (surplus), and so does one whose config
+the trainer refuses (a corner of the space too big for the device's memory).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from model.errors import ConfigError
 from model.train import TrainerHooks
 
 from ... import tracking as T
-from ...errors import Interrupted
+from ...errors import Interrupted, UserError, first_line
 from ...execution.spec import RunSpec
 from .attrs import ATTR_REASON, ATTR_REUSED, ATTR_RUN, ATTR_SURPLUS, ATTR_WORKER
-from .budget import counted, retried_number
+from .budget import budget, counted, retried_number
 from .recovery import worker_tag
 from .space import params_label, trial_config
 
@@ -48,13 +49,11 @@ def objective(ctx: SearchContext, trial) -> float:
     """The function Optuna optimizes (bind `ctx` with functools.partial)."""
     try:
         return run_trial(ctx, trial)
-    except Interrupted:
-        raise KeyboardInterrupt() from None  # Optuna records FAIL, then we exit 130
+    except Interrupted as e:  # Optuna records FAIL for a KeyboardInterrupt, then re-raises it
+        raise KeyboardInterrupt(str(e)) from None  # named: the worker exits 128 + the signal
 
 
 def run_trial(ctx: SearchContext, trial) -> float:
-    import optuna
-
     n = trial.number
     trial.set_user_attr(ATTR_WORKER, worker_tag(n))
     trials = ctx.study.get_trials(deepcopy=False)
@@ -64,6 +63,7 @@ def run_trial(ctx: SearchContext, trial) -> float:
         trial.set_user_attr(ATTR_REASON, f"surplus: the study already had {ctx.n_trials} trials")
         return math.nan
     params = {p.name: p.suggest(trial) for p in ctx.space.params}
+    ctx.progress.say(f"trial-{n}: {params_label(params)} ({standing(trials, ctx.n_trials)})")
     tags = {
         T.TAG_ROLE: T.Role.SEARCH_TRIAL,
         T.TAG_TRIAL: str(n),
@@ -75,11 +75,46 @@ def run_trial(ctx: SearchContext, trial) -> float:
     if retry_of is not None:
         tags[T.TAG_RETRY_OF] = str(retry_of)
     run_id = ctx.tracker.create_run(f"trial-{n}", parent_id=ctx.parent_id, tags=tags)
+    try:
+        return train_trial(ctx, trial, run_id, params, tags)
+    except BaseException as e:  # e.g. the journal lost before training: never left RUNNING
+        if ctx.tracker.get_run(run_id).state is T.RunState.RUNNING:
+            ctx.tracker.end_run(run_id, ending_state(e), f"{type(e).__name__}: {first_line(e)}")
+        raise
+
+
+def standing(trials: list, n_trials: int) -> str:
+    """The study so far, said as a trial starts: "3 of 8 finished, best so far trial-2
+    2.6852 (dropout=0.1)"."""
+    from optuna.trial import TrialState
+
+    done = budget(trials).finished
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    if not complete:
+        return f"{done} of {n_trials} finished"
+    best = min(complete, key=lambda t: t.value)
+    return (
+        f"{done} of {n_trials} finished, best so far trial-{best.number} "
+        f"{best.value:.4f} ({params_label(best.params)})"
+    )
+
+
+def ending_state(e: BaseException) -> T.RunState:
+    interrupted = isinstance(e, (KeyboardInterrupt, Interrupted))
+    return T.RunState.KILLED if interrupted else T.RunState.FAILED
+
+
+def train_trial(ctx: SearchContext, trial, run_id: str, params: dict, tags: dict) -> float:
+    """Train the trial's config into its run `run_id` (or link a finished run of it)."""
+    import optuna
+
+    n = trial.number
     trial.set_user_attr(ATTR_RUN, run_id)
     try:
         cfg = trial_config(ctx.base, params)
-    except ConfigError as e:
-        reason = f"invalid config: {e.message}"
+        ctx.env.prepare(cfg)  # the trainer's checks and the memory check, once per config
+    except (ConfigError, UserError) as e:  # e.g. a corner of the space too big to train
+        reason = f"invalid config: {e.message if isinstance(e, ConfigError) else e}"
         ctx.tracker.end_run(run_id, T.RunState.FAILED, reason)
         trial.set_user_attr(ATTR_REASON, reason)
         ctx.progress.say(f"trial-{n}: failed ({reason})")

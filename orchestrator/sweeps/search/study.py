@@ -28,6 +28,8 @@ from .recovery import StaleTrials
 from .samplers import Sampler, grid_points, make_pruner, make_sampler
 from .space import Space, anchored, check_choices, load_space, space_notes
 
+METRIC = "best_val_loss"  # what a trial returns to Optuna
+
 
 def default_study_name(space: Space, baseline_id: str) -> str:
     return f"{Path(space.label).stem}-{baseline_id[:8]}"
@@ -101,6 +103,7 @@ def open_study(
         )
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+        name_metric(study)
         sweep = join_parent(env, study, space, baseline)
         fill_queue(study, queue, n_trials)  # a re-run with a larger --trials
         return study, sweep
@@ -116,6 +119,7 @@ def open_study(
         },
         params={"space." + p.name: p.describe() for p in space.params},
     )
+    name_metric(study)
     study.set_user_attr(STUDY_BASELINE, baseline.run_id)
     study.set_user_attr(STUDY_SPACE, space.fingerprint())
     flat = base.to_flat()
@@ -125,6 +129,13 @@ def open_study(
     # Last: a process joining the study waits for this, so it finds the queue filled.
     study.set_user_attr(STUDY_PARENT, sweep.run_id)
     return study, sweep
+
+
+def name_metric(study) -> None:
+    """The objective's name in Optuna (its dashboard and figures say `best_val_loss`, not
+    "Objective 0"); written once, by whoever finds it missing."""
+    if study.metric_names != [METRIC]:
+        study.set_metric_names([METRIC])
 
 
 def fill_queue(study, points: Sequence[dict[str, Any]], n_trials: int) -> None:
@@ -140,15 +151,7 @@ def join_parent(
     env: RunEnv, study, space: Space, baseline: T.RunInfo, wait_s: float = 60.0
 ) -> Sweep:
     """The sweep of a study another process created (its parent reopened if it had ended)."""
-    deadline = time.monotonic() + wait_s
-    while STUDY_PARENT not in study.user_attrs:  # its creator may be a moment behind
-        if time.monotonic() > deadline:
-            raise UserError(
-                f"study '{study.study_name}' exists but names no MLflow parent run; "
-                "use another --study"
-            )
-        time.sleep(0.5)
-    attrs = study.user_attrs
+    attrs = wait_for_parent(env, study, wait_s)
     recorded = attrs.get(STUDY_BASELINE)
     if recorded != baseline.run_id:
         raise UserError(
@@ -164,3 +167,33 @@ def join_parent(
     # search trials are recovered by the search (recovery.py), which also fails their
     # Optuna trial: the sweep does not reap them
     return Sweep.resume(env, parent, reap=False)
+
+
+def wait_for_parent(env: RunEnv, study, wait_s: float) -> dict[str, Any]:
+    """The study's attributes once they name its MLflow parent run. Its creator writes that
+    link last (a joiner then finds the queue filled), so a joiner waits for it; a link lost
+    with a torn journal line (the creator crashed writing it) is found again from MLflow's
+    side, the parent run `search:<study>` of the same baseline, and written back: at once
+    when no live process holds that run, else when the wait is over."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        attrs = study.user_attrs
+        if STUDY_PARENT in attrs:
+            return attrs
+        found = T.find_search(env.tracker, study.study_name, attrs.get(STUDY_BASELINE))
+        creator_gone = found is not None and (
+            found.state is not T.RunState.RUNNING or T.orphaned(found)
+        )
+        if creator_gone or (found is not None and time.monotonic() > deadline):
+            env.progress.warn(
+                f"study '{study.study_name}' had lost its link to its MLflow parent run "
+                f"(a torn journal line): found it again, run {found.run_id}"
+            )
+            study.set_user_attr(STUDY_PARENT, found.run_id)
+            continue
+        if time.monotonic() > deadline:
+            raise UserError(
+                f"study '{study.study_name}' exists but names no MLflow parent run; "
+                "use another --study"
+            )
+        time.sleep(0.5)

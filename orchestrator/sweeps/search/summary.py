@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from ... import tracking as T
 from ...config import baseline_command
-from ...paths import plots_dir
 from ...studies import storage_label
 from .attrs import ATTR_SURPLUS
 from .budget import counted
@@ -111,12 +110,13 @@ def best_trial(ctx: SearchContext) -> dict[str, Any] | None:
 
 
 def write_plots(ctx: SearchContext) -> tuple[list[Path], list[str]]:
-    """Optuna's figures (results.plots.figures_optuna): PNGs next to the store
-    (sweep-plots/<study>/) and on the parent run (plots/)."""
-    from ...results.plots import figures_optuna, save_png
+    """Optuna's figures (results.plots.figures_optuna): PNGs next to the store, in the folder
+    `sweep plot` uses for the same search (sweep-plots/search-<study>-<id>/), and on the
+    parent run (plots/)."""
+    from ...results.plots import default_dir, figures_optuna, save_png
     from ..attach import attach_figures
 
-    out_dir = plots_dir(ctx.tracker.store_dir) / ctx.study.study_name
+    out_dir = default_dir(ctx.tracker, ctx.tracker.get_run(ctx.parent_id))
     figs, notes = figures_optuna(ctx.study)
     written = [save_png(fig, out_dir / f"{name}.png") for name, fig in figs]
     attach_figures(ctx.tracker, ctx.parent_id, written)

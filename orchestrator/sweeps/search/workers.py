@@ -4,7 +4,8 @@ Every worker, local or on another machine, runs the same loop on the shared stud
 trials of dead workers, stop when the study-wide budget is met (or the timeout), wait while
 other workers hold the last slots, else run one trial. Local workers are processes started
 by the execution layer (`execution/processes.py`: signals, stopping, exit codes); a worker
-ends its trial on Ctrl-C, SIGTERM or SIGHUP (Optuna FAIL, MLflow KILLED) and exits 130.
+ends its trial on Ctrl-C, SIGTERM or SIGHUP (Optuna FAIL, MLflow KILLED) and exits 130,
+143 or 129 (128 + the signal); a lost or full journal ends it with exit 1.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from dataclasses import dataclass, replace
 
 from ... import tracking as T
 from ...config import MAX_SEED
-from ...errors import Interrupted
+from ...errors import Interrupted, JournalError, exit_code
 from ...execution.env import RunEnv
 from ...execution.processes import interrupt_once, run_processes
 from ...progress import Progress
-from ...studies import heartbeat_seconds
+from ...studies import heartbeat_seconds, journal_failure
 from .budget import budget
 from .context import Options, SearchContext
 from .objective import objective
@@ -50,7 +51,15 @@ def work(ctx: SearchContext) -> None:
             continue
         announced = False
         timeout = None if left is None else max(1.0, left)
-        ctx.study.optimize(run_one, n_trials=1, timeout=timeout, gc_after_trial=False)
+        try:
+            ctx.study.optimize(run_one, n_trials=1, timeout=timeout, gc_after_trial=False)
+        except Exception as e:
+            # a journal lost (or a full disk) under Optuna's trial runner surfaces as its
+            # UnboundLocalError or AssertionError: the JournalError underneath is what happened
+            lost = journal_failure(e)
+            if lost is None:
+                raise
+            raise lost from None
 
 
 @dataclass(frozen=True)
@@ -80,8 +89,11 @@ def worker_main(spec: WorkerSpec) -> None:
         # config hash, and so resume and reuse, are the same whatever it is)
         env = RunEnv(tracker, Progress(live=False), threads=spec.threads, retrain=spec.retrain)
         work(prepare(env, spec.options, say_notes=False))
-    except (KeyboardInterrupt, Interrupted):
-        sys.exit(130)  # its trial and run are ended already (objective, runner)
+    except (KeyboardInterrupt, Interrupted) as e:
+        sys.exit(exit_code(e))  # its trial and run are ended already (objective, runner)
+    except JournalError as e:  # its run is ended FAILED; the main process ends the parent
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
 
 
 def worker_specs(ctx: SearchContext, options: Options, workers: int) -> list[WorkerSpec]:
@@ -91,7 +103,7 @@ def worker_specs(ctx: SearchContext, options: Options, workers: int) -> list[Wor
     joined = replace(options, study=ctx.study.study_name, baseline_id=ctx.baseline.run_id)
     return [
         WorkerSpec(
-            tracking_uri=ctx.tracker.uri,
+            tracking_uri=ctx.tracker.connect_uri,
             experiment=ctx.tracker.experiment_name,
             options=replace(
                 joined, seed=None if options.seed is None else (options.seed + i) % SEEDS
@@ -103,12 +115,12 @@ def worker_specs(ctx: SearchContext, options: Options, workers: int) -> list[Wor
     ]
 
 
-def run_workers(ctx: SearchContext, options: Options) -> None:
+def run_workers(ctx: SearchContext, options: Options) -> list[int | None]:
     """Start `options.workers` local processes on the study and wait for them; on an
     interrupt, stop them and fail whatever a killed one left RUNNING (as for any dead
-    worker)."""
+    worker). Returns their exit codes."""
     specs = worker_specs(ctx, options, options.workers)
-    run_processes(
+    return run_processes(
         worker_main,
         specs,
         ctx.progress,

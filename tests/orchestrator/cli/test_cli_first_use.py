@@ -73,7 +73,7 @@ def test_sample_from_a_parent_id_picks_its_best_child_and_best_samples_the_best_
     assert r.exit_code == 0, r.output
     for args in ((), ("--best", "--run", smoke_store.baseline_id)):
         r = sweep("sample", *args, *uri)
-        assert r.exit_code == 2 and "give --run RUN_ID or --best" in r.output, r.output
+        assert r.exit_code == 2 and "give --run RUN_ID, --best or --checkpoint FILE" in r.output
 
 
 def test_a_corpus_without_a_newline_trains_and_samples(store, corpus_path, tmp_path):

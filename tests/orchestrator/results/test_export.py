@@ -169,3 +169,48 @@ def test_the_interval_header_names_the_level_used(smoke_store):  # noqa: F811
         r = runner.invoke(app, [*args, "--alpha", "0.1", "--format", fmt])
         assert r.exit_code == 0 and "delta [90% simultaneous CI]" in r.output, r.output
         assert "95%" not in r.output and "verdict (separate analysis)" in r.output, r.output
+
+
+def test_value_is_text_and_whole_numbers_stay_whole_in_every_file_format(smoke_store, tmp_path):  # noqa: F811
+    """`value` is one type (text) in CSV, JSON and Parquet; seeds, best_step, params and
+    seeds_needed are written as integers (30, not 30.0), empty where there is none."""
+    import csv
+    import json
+
+    paths = {}
+    for fmt in ("csv", "json", "parquet"):
+        paths[fmt] = tmp_path / f"t.{fmt}"
+        r = CliRunner().invoke(
+            app, ["table", "--tracking-uri", smoke_store.uri, "-o", str(paths[fmt])]
+        )
+        assert r.exit_code == 0, r.output
+    with open(paths["csv"], newline="") as f:
+        rows = list(csv.reader(f, quoting=csv.QUOTE_NONNUMERIC))
+    header, first = rows[0], rows[1]
+    assert first[header.index("value")] == "0.0"  # quoted: text, not the number 0.0
+    raw = paths["csv"].read_text().splitlines()[1].split(",")
+    assert raw[header.index("best_step")] == "30" and raw[header.index("params")].isdigit()
+    records = json.loads(paths["json"].read_text())
+    assert {type(r["value"]) for r in records} == {str}
+    assert records[0]["best_step"] == 30 and isinstance(records[0]["params"], int)
+    pq = pd.read_parquet(paths["parquet"])
+    assert pq["value"].map(type).eq(str).all()
+    assert str(pq["best_step"].dtype) == "Int64" and str(pq["seeds_needed"].dtype) == "Int64"
+    back = pd.read_csv(paths["csv"], dtype={"value": str})
+    assert list(back["value"]) == list(pq["value"])
+
+
+def test_a_long_reason_does_not_widen_the_terminal_table(smoke_store):  # noqa: F811
+    import dataclasses
+
+    from orchestrator import tracking as T
+    from orchestrator.results.export import CELL_WIDTH, render
+    from orchestrator.results.table import sweep_table
+
+    tracker = T.Tracker(smoke_store.uri, smoke_store.experiment, create=False)
+    table = sweep_table(tracker, tracker.get_run(smoke_store.sweep_id))
+    table.rows[-1] = dataclasses.replace(table.rows[-1], label="pruned: " + "x" * 300)
+    text = render(table, "table")
+    narrow = render(sweep_table(tracker, tracker.get_run(smoke_store.sweep_id)), "table")
+    assert max(map(len, text.splitlines())) <= max(map(len, narrow.splitlines())) + CELL_WIDTH
+    assert "x" * CELL_WIDTH not in text and "…" in text

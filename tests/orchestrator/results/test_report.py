@@ -141,3 +141,39 @@ def test_ready_command_starts_from_the_nearest_profile():
     assert changes == {"dropout": ("0.0", "0.2")}  # the seed is not a configuration change
     cmd = ready_command(base, changes, seeds=2)
     assert cmd == "sweep baseline --profile smoke --set dropout=0.2 --set max_steps=30 --seeds 2"
+
+
+def test_report_opens_with_a_summary_and_shows_the_baselines_sample_once(smoke_store, tmp_path):  # noqa: F811
+    """Two reports of the same sweep's baseline (the md and html forms of one experiment):
+    a summary at the top, one line per sweep with its best row's verdict, knob=value; the
+    baseline's sample in the baseline's part only."""
+    for name in ("r.md", "r.html"):
+        out = tmp_path / name
+        res = _report(smoke_store, "-o", str(out))
+        assert res.exit_code == 0, res.output
+        text = out.read_text(encoding="utf-8")
+        summary = text.index("Summary")
+        assert summary < text.index("Baseline ") < text.index("Sweep ablate:dropout")
+        head = text[summary : text.index("Baseline ")]
+        assert "ablate:dropout" in head and "dropout=0.2" in head, head
+        assert re.search(r"(better|worse|equivalent|inconclusive|single seed): dropout=", head)
+        base_part = text[text.index("Baseline ") : text.index("Sweep ablate:dropout")]
+        assert "Sample (" in base_part
+        assert text.count("Sample (") == 1  # the baseline's, once
+        assert "best variant (dropout=0.2" in text
+
+
+def test_the_baselines_own_configuration_is_never_suggested_for_confirmation():
+    from orchestrator import tracking as T
+    from orchestrator.results.best import Best
+    from orchestrator.results.verdicts import Verdict
+
+    trial0 = T.RunInfo("r0", "trial-0", "FINISHED", {}, {}, {}, 0, "")
+    search = T.RunInfo("p", "search:s", "FINISHED", {}, {}, {T.TAG_ROLE: T.Role.SEARCH}, 0, "")
+    own = Best("trial-0: dropout=0", 3.0, 3.0, trial0, Verdict.SINGLE_SEED, "+0.0000")
+    assert own.is_baseline_config
+    advice = own.advice(search)
+    assert "sweep confirm" not in advice and "keep the baseline" in advice
+    other = Best("trial-3: dropout=0.1", 2.9, 3.0, trial0, Verdict.SINGLE_SEED, "-0.1000")
+    other.changes = {"dropout": ("0.0", "0.1")}
+    assert "sweep confirm --sweep p" in other.advice(search)

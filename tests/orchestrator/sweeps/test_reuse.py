@@ -24,10 +24,12 @@ def ablated(tmp_path, corpus_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(corpus_path.read_text(encoding="utf-8")[:60_000], encoding="utf-8")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
+    # threads pinned: auto follows the load, and the thread count changes float sums
     r = sweep("baseline", "--profile", "smoke", *TINY, "--seeds", "2", "--data", str(corpus),
-              "--tracking-uri", uri)  # fmt: skip
+              "--threads", "1", "--tracking-uri", uri)  # fmt: skip
     assert r.exit_code == 0, r.output
-    r = sweep("ablate", "--knob", "dropout", "--values", "0.1", "--tracking-uri", uri)
+    r = sweep("ablate", "--knob", "dropout", "--values", "0.1", "--threads", "1",
+              "--tracking-uri", uri)  # fmt: skip
     assert r.exit_code == 0, r.output
     (tmp_path / "grid.toml").write_text(GRID, encoding="utf-8")
     return uri, T.Tracker(uri, "char-gpt", create=False), tmp_path / "grid.toml"
@@ -75,7 +77,7 @@ def test_a_search_reuses_the_baseline_and_the_ablation_instead_of_training(ablat
 def test_retrain_trains_anew_and_gets_the_same_numbers(ablated):
     uri, tracker, grid = ablated
     r = sweep("search", "--space", str(grid), "--sampler", "grid", "--trials", "2",
-              "--study", "again", "--retrain", "--tracking-uri", uri)  # fmt: skip
+              "--study", "again", "--retrain", "--threads", "1", "--tracking-uri", uri)  # fmt: skip
     assert r.exit_code == 0, r.output
     assert "reused from" not in r.output
     trained = _trials(tracker, "again")

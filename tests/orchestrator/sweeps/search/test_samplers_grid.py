@@ -78,3 +78,27 @@ def test_a_grid_cut_short_by_trials_goes_on_when_rerun(search_env, study_of, tmp
     grid_search(tracker, tmp_path, "grid-more", text, 4)
     points = trained_points(tracker, study_of(tracker, "grid-more"))
     assert len(points) == 4 and len(set(points)) == 4, points
+
+
+def test_the_shipped_dropout_grid_runs_with_the_grid_sampler(search_env, study_of):
+    """experiments/spaces/dropout-grid.toml: the course's tiny dropout sweep (0.0, 0.1,
+    0.2) as `--sampler grid` takes it, each point once."""
+    from orchestrator.sweeps.search import load_space, space_names
+
+    assert "dropout-grid" in space_names()
+    assert [p.choices for p in load_space("dropout-grid").params] == [(0.0, 0.1, 0.2)]
+    tracker, baseline, _ = search_env
+    res = run_search(
+        env_of(tracker),
+        trials=10,
+        space="dropout-grid",
+        sampler="grid",
+        pruner="none",
+        study_name="shipped-grid",
+        baseline_id=baseline.run_id,
+        plots=False,
+    )
+    points = trained_points(tracker, study_of(tracker, "shipped-grid"))
+    assert sorted(points) == [(("dropout", v),) for v in (0.0, 0.1, 0.2)]
+    assert res.counts["complete"] == 3
+    assert res.notes == ["the grid has 3 points: the study stops at 3 trials"]

@@ -79,3 +79,33 @@ def test_the_worker_limit_names_cores_and_memory():
 
     limit, why = worker_limit()
     assert limit >= 1 and "CPU core(s)" in why and "GiB of memory available" in why
+
+
+def test_a_trial_too_big_for_memory_fails_alone(search_env, tmp_path):
+    """A corner of the space whose model cannot fit the machine's memory (65536-wide
+    embeddings: ~10^11 parameters) fails as one trial, with the memory check's reason; the
+    study goes on with the next point instead of ending with an error."""
+    from envs import env_of
+
+    from orchestrator import tracking as T
+    from orchestrator.sweeps.search import run_search
+
+    tracker, baseline, _ = search_env
+    space = tmp_path / "wide.toml"
+    space.write_text("[n_embed]\nvalues = [32, 65536, 48]\n", encoding="utf-8")
+    result = run_search(
+        env_of(tracker),
+        trials=3,
+        space=str(space),
+        sampler="grid",
+        pruner="none",
+        study_name="too-big",
+        storage=f"journal:{tmp_path / 'j.log'}",
+        baseline_id=baseline.run_id,
+        plots=False,
+    )
+    assert result.counts["complete"] == 2 and result.counts["fail"] == 1, result.counts
+    failed = [r for r in tracker.children(result.parent_id) if r.state is T.RunState.FAILED]
+    (big,) = failed
+    assert "the model is too big for cpu" in big.tags[T.TAG_REASON]
+    assert tracker.get_run(result.parent_id).state is T.RunState.COMPLETE

@@ -161,7 +161,7 @@ def test_options_are_checked_when_built(options, message):
         (["--pruner", "asha"], "'asha' is not one of 'hyperband', 'median', 'none'"),
         (["--trials", "0"], "--trials must be at least 1 (got 0)"),
         (["--workers", "0"], "--workers must be at least 1 (got 0)"),
-        (["--space", "nope"], "unknown space 'nope'; known: default, small"),
+        (["--space", "nope"], "unknown space 'nope'; known: default, dropout-grid, small"),
     ],
 )
 def test_cli_bad_input_exits_2_with_one_line(search_env, args, message):
@@ -172,3 +172,39 @@ def test_cli_bad_input_exits_2_with_one_line(search_env, args, message):
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0]
+
+
+def test_each_trial_says_its_params_and_the_study_so_far_when_it_starts(search_env, tmp_path):
+    import io
+    import re
+
+    from envs import env_of
+
+    from orchestrator.progress import Progress
+    from orchestrator.sweeps.search import run_search
+
+    tracker, baseline, space = search_env
+    out = io.StringIO()
+    result = run_search(
+        env_of(tracker, Progress(live=False, stream=out)),
+        trials=3,
+        space=str(space),
+        sampler="random",
+        pruner="none",
+        study_name="said",
+        storage=f"journal:{tmp_path / 'j.log'}",
+        seed=3,
+        baseline_id=baseline.run_id,
+        plots=False,
+    )
+    said = out.getvalue()
+    assert re.search(r"^trial-0: dropout=\S+ lr=\S+ \(0 of 3 finished\)$", said, re.M), said
+    assert re.search(
+        r"^trial-2: dropout=\S+ lr=\S+ \(2 of 3 finished, best so far trial-[01] \d\.\d{4} "
+        r"\(dropout=\S+ lr=\S+\)\)$",
+        said,
+        re.M,
+    ), said
+    # single-seed trials have no p-value: the legend says so, not "across the 0 row(s)"
+    assert "0 row(s)" not in result.table.legend
+    assert "no row has a p-value (that needs 2+ seeds)" in result.table.legend

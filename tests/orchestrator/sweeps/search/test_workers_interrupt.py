@@ -77,8 +77,8 @@ def two_trials_training(tracker, proc, timeout: float = 240.0) -> list:
     raise AssertionError("two trials never trained at once")
 
 
-def assert_all_ended(tracker, tmp: Path, out: str, code: int) -> None:
-    assert code == 130, out
+def assert_all_ended(tracker, tmp: Path, out: str, code: int, expected: int = 130) -> None:
+    assert code == expected, out
     assert "Traceback" not in out, out
     assert T.running(tracker) == [], [(r.name, r.status) for r in T.running(tracker)]
     (parent,) = tracker.search(f"tags.`{T.TAG_ROLE}` = '{T.Role.SEARCH}'")
@@ -108,4 +108,22 @@ def test_sigterm_to_the_main_process_ends_the_workers_trials_too(long_search, tm
     two_trials_training(tracker, proc)
     os.kill(proc.pid, signal.SIGTERM)  # `kill <pid>`: the main process only
     out, _ = proc.communicate(timeout=120)
+    assert_all_ended(tracker, tmp_path / "tmp", out, proc.returncode, expected=143)  # 128 + 15
+
+
+def test_ctrl_c_to_a_search_that_ignores_sigint_itself_ends_it_killed(long_search, tmp_path):
+    """A background job of a script starts with SIGINT ignored; Ctrl-C to the script's
+    process group still stops the workers. The search was interrupted: KILLED, exit 130,
+    never FINISHED/complete with 0 trials done."""
+    tracker, env, args = long_search
+
+    def ignore_sigint():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    proc = sweep_process(args, tmp_path, env, preexec_fn=ignore_sigint)
+    two_trials_training(tracker, proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
     assert_all_ended(tracker, tmp_path / "tmp", out, proc.returncode)
+    (parent,) = tracker.search(f"tags.`{T.TAG_ROLE}` = '{T.Role.SEARCH}'")
+    assert "interrupted (SIGINT)" in parent.tags[T.TAG_REASON]
