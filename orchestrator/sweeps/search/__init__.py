@@ -33,7 +33,7 @@ from .context import Options, SearchContext
 from .recovery import reconcile
 from .space import Space, load_space, space_names
 from .study import prepare
-from .summary import SearchResult, close_parent_if_idle, finish, report_lines
+from .summary import SearchResult, close_parent_if_idle, detached, finish, report_lines
 from .workers import run_workers, work
 
 __all__ = ["Options", "SearchResult", "load_space", "report_lines", "run_search", "space_names"]
@@ -87,14 +87,17 @@ def run_search(
         timeout=timeout,
         baseline_id=baseline_id,
         threads=env.threads,
+        launcher=env.launcher.name if env.launcher else "local",
     )
     ctx = prepare(env, options)
     notes = announce(ctx, options)
     try:
-        if workers == 1:
+        if workers == 1 and env.launcher is None:
             work(ctx)
         else:
-            run_workers(ctx, options)
+            jobs = run_workers(ctx, options)
+            if env.launcher is not None and env.launcher.detach:
+                return detached(ctx, storage, notes, jobs)  # the workers close the parent
         reconcile(ctx)
     except (KeyboardInterrupt, Interrupted) as e:
         with signals_held():  # a second Ctrl-C does not leave the parent RUNNING
