@@ -28,6 +28,7 @@ import io
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -285,23 +286,44 @@ class TaskSignals:
     runs where it is (KeyboardInterrupt, or Interrupted: a run ends KILLED with the reason);
     later ones are noted and ignored, so nothing cuts that clean-up short. submitit's own
     USR2 handler would checkpoint, requeue and exit at once, mid-run; it is kept and called
-    by `requeue_if_asked` once the task has ended what it ran."""
+    by `requeue_if_asked` once the task has ended what it ran.
+
+    An exception raised where Python cannot propagate it (the handler ran inside a weakref
+    callback or a finalizer, which the garbage collector calls anywhere) is printed as
+    "Exception ignored" and dropped: the task would go on, deaf to the signal, until
+    KillWait's SIGKILL. So such a drop (sys.unraisablehook) raises it again 50 ms later
+    (SIGALRM), in whatever runs then, until it propagates."""
 
     def __init__(self) -> None:
         self.fired: list[signal.Signals] = []
         self.requeue = signal.getsignal(REQUEUE_SIGNAL)
         for sig in (*STOP_SIGNALS, REQUEUE_SIGNAL):
             signal.signal(sig, self._interrupt)
+        signal.signal(signal.SIGALRM, self._again)
+        self._unraisable_before = sys.unraisablehook
+        sys.unraisablehook = self._unraisable
 
     def _interrupt(self, signum: int, frame: Any) -> None:
         self.fired.append(signal.Signals(signum))
-        if len(self.fired) > 1:
-            return
-        if signum == signal.SIGINT:
+        if len(self.fired) == 1:
+            self._raise()
+
+    def _raise(self) -> None:
+        first = self.fired[0]
+        if first == signal.SIGINT:
             raise KeyboardInterrupt()
-        if signum == REQUEUE_SIGNAL:
+        if first == REQUEUE_SIGNAL:
             raise Interrupted("SIGUSR2: preempted or near its time limit; Slurm requeues the task")
-        raise Interrupted(signal.Signals(signum).name)
+        raise Interrupted(first.name)
+
+    def _again(self, signum: int, frame: Any) -> None:
+        if self.fired:
+            self._raise()
+
+    def _unraisable(self, unraisable: Any) -> None:
+        if self.fired and isinstance(unraisable.exc_value, (Interrupted, KeyboardInterrupt)):
+            signal.setitimer(signal.ITIMER_REAL, 0.05)  # raised again, where it propagates
+        self._unraisable_before(unraisable)
 
     @property
     def requeued(self) -> bool:

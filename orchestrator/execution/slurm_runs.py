@@ -212,7 +212,9 @@ def train_array(env: RunEnv, specs: list[RunSpec]) -> list[Outcome]:
         for s in specs
     ]
     try:
-        array = submit(train_task, tasks, launcher.options, launcher.folder(tracker))
+        array = submit(
+            train_task, tasks, launcher.options, launcher.folder(tracker), name="sweep-run"
+        )
     except BaseException as e:
         for spec in specs:
             end_if_running(tracker, spec.run_id, RunState.FAILED, f"not submitted: {e}")
@@ -258,7 +260,7 @@ def ended(env: RunEnv, spec: RunSpec, result: TaskResult) -> Outcome:
     run = tracker.get_run(runs_of(tracker, spec, result.job_id)[-1])
     if run.state is RunState.RUNNING:
         state = RunState.KILLED if result.state in STOPPED else RunState.FAILED
-        reason = f"Slurm task {result.job_id} ended {result.state}: {last_line(result)}"
+        reason = f"Slurm task {result.job_id} ended {result.state}{why(result)}"
         tracker.end_run(run.run_id, state, f"{reason} (log: {result.log})")
     else:  # the task ended it (interrupted: KILLED, with its reason)
         state, reason = run.state, run.tags.get(T.TAG_REASON)
@@ -266,18 +268,23 @@ def ended(env: RunEnv, spec: RunSpec, result: TaskResult) -> Outcome:
     return Outcome(run.run_id, spec.name, state, dict(run.metrics), reason)
 
 
-def last_line(result: TaskResult) -> str:
-    """What a task's error comes to (the last line of its traceback), else its state."""
-    lines = [ln for ln in (result.error or "").splitlines() if ln.strip()]
-    return lines[-1].strip() if lines else result.state
+def why(result: TaskResult) -> str:
+    """': <what its error came to>' (its traceback's last line), or '' for a task that left
+    no result (cancelled, killed: its log says more)."""
+    lines = [ln.strip() for ln in (result.error or "").splitlines() if ln.strip()]
+    if not lines or result.error.startswith(f"{result.state}: no result"):
+        return ""
+    return f": {lines[-1]}"
 
 
 def submitted(array: JobArray) -> str:
     ids = array.ids
+    if len(ids) == 1:  # sbatch makes one call a plain job
+        return f"submitted job {ids[0]}; logs in {array.folder}/{ids[0]}/"
     shown = ", ".join(ids) if len(ids) <= 4 else f"{ids[0]} ... {ids[-1]}"
     return (
-        f"submitted job array {array.array_id} ({len(ids)} task{'s' if len(ids) > 1 else ''}: "
-        f"{shown}); logs in {array.folder}/{array.array_id}_*/"
+        f"submitted job array {array.array_id} ({len(ids)} tasks: {shown}); "
+        f"logs in {array.folder}/{array.array_id}_*/"
     )
 
 
@@ -329,7 +336,8 @@ def launch_workers(
     cancel the tasks, wait for them to end, call `after_stop`, and re-raise."""
     launcher = env.launcher
     assert isinstance(launcher, SlurmLauncher)
-    array = submit(target, [(a,) for a in args], launcher.options, launcher.folder(env.tracker))
+    folder = launcher.folder(env.tracker)
+    array = submit(target, [(a,) for a in args], launcher.options, folder, name="sweep-worker")
     env.progress.say(submitted(array))
     if launcher.detach:
         return array
@@ -345,5 +353,5 @@ def launch_workers(
         raise
     for r in results:
         if not r.ok:
-            env.progress.warn(f"worker {r.job_id} ended {r.state}: {last_line(r)} (log: {r.log})")
+            env.progress.warn(f"worker {r.job_id} ended {r.state}{why(r)} (log: {r.log})")
     return array

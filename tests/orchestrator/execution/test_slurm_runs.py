@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
+import time
+import weakref
 
 import pytest
 from clitools import one_error_line, sweep
@@ -197,34 +200,57 @@ def test_a_run_ended_before_its_task_started_is_not_trained(tracker, opened, mon
 
 
 # -- signals inside a task --------------------------------------------------------------
-def test_usr2_interrupts_once_and_submitit_s_handler_runs_after_the_clean_up():
+@pytest.fixture
+def handlers_kept():
+    """The signal handlers and sys.unraisablehook as they were, after the test."""
+    sigs = (signal.SIGUSR2, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM)
+    before = {s: signal.getsignal(s) for s in sigs}
+    hook = sys.unraisablehook
+    yield
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    for sig, handler in before.items():
+        signal.signal(sig, handler)
+    sys.unraisablehook = hook
+
+
+def test_usr2_interrupts_once_and_submitit_s_handler_runs_after_the_clean_up(handlers_kept):
     called = []
-    before = {s: signal.getsignal(s) for s in (signal.SIGUSR2, signal.SIGTERM, signal.SIGINT)}
     signal.signal(signal.SIGUSR2, lambda signum, frame: called.append(signum))  # submitit's
-    try:
-        signals = TaskSignals()
-        with pytest.raises(Interrupted, match="SIGUSR2: preempted or near its time limit"):
-            os.kill(os.getpid(), signal.SIGUSR2)
-        os.kill(os.getpid(), signal.SIGTERM)  # during the clean-up: noted, ignored
-        assert called == []
-        signals.requeue_if_asked()
-        assert called == [signal.SIGUSR2]
-        assert signals.fired == [signal.SIGUSR2, signal.SIGTERM]
-    finally:
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
+    signals = TaskSignals()
+    with pytest.raises(Interrupted, match="SIGUSR2: preempted or near its time limit"):
+        os.kill(os.getpid(), signal.SIGUSR2)
+    os.kill(os.getpid(), signal.SIGTERM)  # during the clean-up: noted, ignored
+    assert called == []
+    signals.requeue_if_asked()
+    assert called == [signal.SIGUSR2]
+    assert signals.fired == [signal.SIGUSR2, signal.SIGTERM]
 
 
-def test_sigterm_in_a_task_interrupts_and_asks_no_requeue():
-    before = {s: signal.getsignal(s) for s in (signal.SIGUSR2, signal.SIGTERM)}
+def test_sigterm_in_a_task_interrupts_and_asks_no_requeue(handlers_kept):
     called = []
     signal.signal(signal.SIGUSR2, lambda signum, frame: called.append(signum))
-    try:
-        signals = TaskSignals()
-        with pytest.raises(Interrupted, match="SIGTERM"):
-            os.kill(os.getpid(), signal.SIGTERM)
-        signals.requeue_if_asked()
-        assert called == [] and not signals.requeued
-    finally:
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
+    signals = TaskSignals()
+    with pytest.raises(Interrupted, match="SIGTERM"):
+        os.kill(os.getpid(), signal.SIGTERM)
+    signals.requeue_if_asked()
+    assert called == [] and not signals.requeued
+
+
+def test_an_interrupt_raised_where_python_drops_it_is_raised_again(handlers_kept):
+    """The handler runs inside a weakref callback (as the garbage collector calls them,
+    anywhere): Python prints the exception and drops it. It comes again, and propagates."""
+    dropped = []
+    sys.unraisablehook = lambda u: dropped.append(u.exc_value)  # instead of printing it
+    TaskSignals()
+
+    class Thing:
+        pass
+
+    thing = Thing()
+    gone = weakref.ref(thing, lambda ref: os.kill(os.getpid(), signal.SIGTERM))
+    started = time.monotonic()
+    with pytest.raises(Interrupted, match="SIGTERM"):
+        del thing  # the callback runs, the handler raises in it: dropped
+        time.sleep(5)  # ... and raised again here
+    assert gone() is None and time.monotonic() - started < 4
+    assert len(dropped) == 1 and isinstance(dropped[0], Interrupted)
