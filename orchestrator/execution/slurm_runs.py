@@ -328,12 +328,12 @@ def launch_workers(
     args: Sequence[Any],
     *,
     progress_line: Callable[[dict[str, str]], str] | None = None,
-    after_stop: Callable[[], None] | None = None,
+    after_stop: Callable[[list[str]], None] | None = None,
 ) -> JobArray:
     """Run `target(a)` for each of `args` as one job array (a task is requeued on preemption
     and at its time limit: `target` must be safe to run again). Unless detached, wait: a
     progress line (`progress_line(states)`, else the states) whenever it changes; on Ctrl-C,
-    cancel the tasks, wait for them to end, call `after_stop`, and re-raise."""
+    cancel the tasks, wait for them to end, call `after_stop(their ids)`, and re-raise."""
     launcher = env.launcher
     assert isinstance(launcher, SlurmLauncher)
     folder = launcher.folder(env.tracker)
@@ -349,7 +349,7 @@ def launch_workers(
             settle(array)
             if after_stop is not None:
                 with contextlib.suppress(Exception):  # best effort: the next command cleans up
-                    after_stop()
+                    after_stop(array.ids)
         raise
     for r in results:
         if not r.ok:

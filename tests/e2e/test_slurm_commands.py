@@ -49,8 +49,13 @@ SPACE = "[dropout]\nlow = 0.0\nhigh = 0.3\n[lr]\nlow = 3e-4\nhigh = 3e-3\nlog = 
 # trials long enough (100 steps, a few seconds here) to be caught mid-trial
 LONG_SPACE = "[max_steps]\nvalues = [100]\n[dropout]\nlow = 0.0\nhigh = 0.3\n"
 # How a stopped trial's run ends: by its worker; or, when the signal came as the run was
-# being ended (its artifacts uploading), by the retry, which ends what is still RUNNING
-STOPPED = ("terminated (SIGTERM)", "died mid-trial; Optuna marked trial")
+# being ended (its artifacts uploading), by the retry, which ends what is still RUNNING; or,
+# when KillWait's SIGKILL came first, by the command that waits for the jobs
+STOPPED = (
+    "terminated (SIGTERM)",
+    "died mid-trial; Optuna marked trial",
+    "ended mid-trial; Optuna marked trial",
+)
 
 
 @pytest.fixture(scope="module")

@@ -27,11 +27,11 @@ from ...execution.slurm import TaskSignals
 from ...execution.slurm_runs import launch_workers
 from ...progress import Progress
 from ...studies import heartbeat_seconds
-from .attrs import ATTR_SURPLUS, ATTR_WORKER
+from .attrs import ATTR_RUN, ATTR_SURPLUS, ATTR_WORKER
 from .budget import budget, retried_number
 from .context import Options, SearchContext
 from .objective import objective
-from .recovery import StaleTrials, reconcile
+from .recovery import StaleTrials, fail_and_retry, reconcile
 from .study import prepare
 from .summary import finish, idle, report_lines
 
@@ -167,8 +167,10 @@ def run_workers(ctx: SearchContext, options: Options) -> list[str]:
             worker_main,
             specs,
             progress_line=functools.partial(progress_line, ctx),
-            after_stop=lambda: reconcile(ctx),
+            after_stop=functools.partial(fail_trials_of, ctx),
         )
+        if not ctx.env.launcher.detach:
+            fail_trials_of(ctx, array.ids)  # a job killed mid-trial (node lost, OOM, SIGKILL)
         return array.ids
     run_processes(
         worker_main,
@@ -178,6 +180,22 @@ def run_workers(ctx: SearchContext, options: Options) -> list[str]:
         after_stop=lambda: reconcile(ctx),
     )
     return []
+
+
+def fail_trials_of(ctx: SearchContext, jobs: list[str]) -> None:
+    """Trials still RUNNING whose run trained in one of these Slurm jobs, all ended: nothing
+    trains them any more. Failed, retried once and their runs ended KILLED now, not once
+    their heartbeat has gone stale (the parent run closes with them); then the usual
+    recovery."""
+    from optuna.trial import TrialState
+
+    ended, on_stale = set(jobs), StaleTrials(ctx.tracker)
+    for t in ctx.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        run_id = t.user_attrs.get(ATTR_RUN)
+        job = ctx.tracker.get_run(run_id).tags.get(T.TAG_SLURM_JOB) if run_id else None
+        if job in ended:
+            fail_and_retry(ctx, t, f"its Slurm job {job} ended mid-trial", on_stale)
+    reconcile(ctx)
 
 
 def progress_line(ctx: SearchContext, states: dict[str, str]) -> str:
