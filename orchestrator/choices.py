@@ -1,4 +1,4 @@
-"""Names a person picks from a short list (`--sampler`, `--pruner`), as enums.
+"""Names a person picks from a short list (`--sampler`, `--pruner`, `--launcher`), as enums.
 
 Torch-, optuna- and mlflow-free: the CLI types its options with these, so `sweep --help`
 lists the choices without importing the packages behind them (search/samplers.py builds
@@ -44,3 +44,10 @@ class Pruner(Choice):
     HYPERBAND = "hyperband"
     MEDIAN = "median"
     NONE = "none"
+
+
+class Launcher(Choice):
+    """Where runs train: on this machine, or as the tasks of a Slurm job array."""
+
+    LOCAL = "local"
+    SLURM = "slurm"

@@ -25,6 +25,7 @@ from model.errors import ConfigError
 
 from .errors import UserError
 
+SLURM_TABLE = "slurm"  # a profile's Slurm options (not part of any run's config)
 SECTIONS: dict[str, type] = {"model": GPTConfig, "train": TrainConfig, "sample": SampleConfig}
 HIDDEN = {"vocab_size"}  # set from the corpus, never by the user
 DATA_KEY = "data"  # corpus spec: "shakespeare", "pydoc" or a path
@@ -249,6 +250,8 @@ def load_profile(name_or_path: str) -> tuple[str, dict[str, Any]]:
     label, doc = read_toml(name_or_path, "profile", profile_names(), "experiments")
     flat: dict[str, Any] = {}
     for key, value in doc.items():
+        if key == SLURM_TABLE:
+            continue  # where runs train, not what: slurm_table()
         items = value.items() if isinstance(value, dict) else [(key, value)]
         for k, v in items:
             k = normalize_key(k)
@@ -263,6 +266,16 @@ def load_profile(name_or_path: str) -> tuple[str, dict[str, Any]]:
                 raise UserError(f"profile {label}: {unknown_key_message(k)}")
             flat[k] = v
     return label, flat
+
+
+def slurm_table(name_or_path: str) -> tuple[str, dict[str, Any]]:
+    """(label, the profile's [slurm] table): what each Slurm job asks for (execution/
+    slurm_options.py reads it); an empty table when the profile has none."""
+    label, doc = read_toml(name_or_path, "profile", profile_names(), "experiments")
+    table = doc.get(SLURM_TABLE, {})
+    if not isinstance(table, dict):
+        raise UserError(f"profile {label}: [{SLURM_TABLE}] must be a table")
+    return label, table
 
 
 def build(profile: str, overrides: dict[str, str], data: str | None = None) -> RunConfig:

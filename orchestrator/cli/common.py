@@ -11,6 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from ..results.export import PrintedFormat
+from .launch import Launch
 
 
 class OneLineErrors(TyperGroup):
@@ -288,13 +289,16 @@ def _env(
     threads: int | None = None,
     retrain: bool = False,
     create: bool = True,
+    launch: Launch | None = None,
 ):
     """What a training command's runs share (built once per command): the store (with runs
-    dead processes left RUNNING ended first), progress on stderr, the run-only settings; and
-    SIGTERM/SIGHUP from here on end the current run KILLED, like Ctrl-C."""
+    dead processes left RUNNING ended first), progress on stderr, the run-only settings,
+    where runs train (`launch`); and SIGTERM/SIGHUP from here on end the current run KILLED,
+    like Ctrl-C."""
     from ..progress import Progress
     from ..sweeps import command_env
 
     tracker = _tracker(experiment, tracking_uri, create=create, writes=True)
     _signals_as_interrupt()
-    return command_env(tracker, Progress(), threads=threads, retrain=retrain)
+    where = (launch or Launch()).env_options()
+    return command_env(tracker, Progress(), threads=threads, retrain=retrain, **where)

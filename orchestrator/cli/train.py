@@ -31,6 +31,7 @@ from .common import (
     print_table,
     register_best,
 )
+from .launch import Launch, with_launcher
 
 
 @app.command()
@@ -85,6 +86,7 @@ def baseline(
 
 @app.command()
 @handled(trains=True)
+@with_launcher()
 def ablate(
     knob: Annotated[
         str, typer.Option("--knob", "-k", help="The one knob to change (e.g. dropout).")
@@ -120,13 +122,16 @@ def ablate(
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
     fmt: PrintFormat = PrintedFormat.TABLE,
+    launch: Launch | None = None,
 ) -> None:
     """Change one knob at a time against the recorded baseline, then print the comparison."""
     # long: most of its lines are the Typer options above; the body is a few calls
     from ..sweeps.ablate import run_ablation, split_values
 
     check_settings(margin, alpha)
-    env = _env(experiment, tracking_uri, threads=threads, retrain=retrain, create=False)
+    env = _env(
+        experiment, tracking_uri, threads=threads, retrain=retrain, create=False, launch=launch
+    )
     result = run_ablation(
         env,
         knob,
@@ -154,6 +159,7 @@ def ablate(
 
 @app.command()
 @handled(trains=True)
+@with_launcher(detach=True)
 def search(
     trials: Annotated[
         int,
@@ -211,13 +217,16 @@ def search(
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
     fmt: PrintFormat = PrintedFormat.TABLE,
+    launch: Launch | None = None,
 ) -> None:
     """Optuna search around the recorded baseline, every trial a nested MLflow run."""
     # long: most of its lines are the Typer options above; the body is a few calls
     from ..sweeps.search import report_lines, run_search
 
-    _check_confirm(confirm, trials)  # before anything trains
-    env = _env(experiment, tracking_uri, threads=threads, retrain=retrain, create=False)
+    _check_confirm(confirm, trials, launch)  # before anything trains
+    env = _env(
+        experiment, tracking_uri, threads=threads, retrain=retrain, create=False, launch=launch
+    )
     result = run_search(
         env,
         trials=trials,
@@ -231,16 +240,19 @@ def search(
         timeout=timeout,
         baseline_id=baseline_id,
     )
-    print_table(result.table, fmt)
+    if not result.jobs:  # detached: no table yet
+        print_table(result.table, fmt)
     typer.echo("\n" + "\n".join(report_lines(result)))
     if confirm:
         typer.echo("")
         _confirm(env, result.parent_id, confirm, None, None, None, fmt)
 
 
-def _check_confirm(top: int | None, trials: int) -> None:
+def _check_confirm(top: int | None, trials: int, launch: Launch | None = None) -> None:
     from ..errors import UserError
 
+    if top is not None and launch is not None and launch.detach:
+        raise UserError("--confirm waits for the search to finish: not with --detach")
     if top is not None and top < 1:
         raise UserError(f"--confirm must be 1 or more (how many top trials to confirm), got {top}")
     if top is not None and top > trials:
@@ -265,6 +277,7 @@ def _confirm(env, sweep_id, top, seeds, margin, alpha, fmt, max_seeds=None) -> s
 
 @app.command()
 @handled(trains=True)
+@with_launcher()
 def confirm(
     sweep: Annotated[
         str | None,
@@ -298,10 +311,13 @@ def confirm(
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
     fmt: PrintFormat = PrintedFormat.TABLE,
+    launch: Launch | None = None,
 ) -> None:
     """Re-train a search's top trials on seeds the search never trained, until each is decided: no winner's curse."""
     check_settings(margin, alpha)
-    env = _env(experiment, tracking_uri, threads=threads, retrain=retrain, create=False)
+    env = _env(
+        experiment, tracking_uri, threads=threads, retrain=retrain, create=False, launch=launch
+    )
     parent_id = _confirm(env, sweep, top, seeds, margin, alpha, fmt, max_seeds)
     if register:
         register_best(env.tracker, parent_id, register)

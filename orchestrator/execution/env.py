@@ -1,7 +1,8 @@
 """`RunEnv`: what every run of one command shares, built once per command.
 
 The tracker and the progress display; the run-only settings the command was given (torch
-threads: how a run executes, not what it trains, so outside the config hash); the corpora,
+threads: how a run executes, not what it trains, so outside the config hash); where its runs
+train (`launcher`: on this machine, or as Slurm jobs, slurm_runs.py); the corpora,
 resolved and encoded once; and each config checked once (corpus pinned, checksum compared
 with the baseline's, the trainer's own checks), however often a plan, the estimate and the
 runner ask for it.
@@ -14,6 +15,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from model.data import CorpusError, Dataset, resolve_corpus
 from model.errors import ConfigError
@@ -39,6 +41,18 @@ def remove_dead_workdirs(root: Path | None = None) -> list[Path]:
     return removed
 
 
+class Launcher(Protocol):
+    """Where runs train when not on this machine (slurm_runs.SlurmLauncher: a job array)."""
+
+    name: str  # as --launcher says it
+    detach: bool  # the command returns once its jobs are submitted (a search)
+
+    @property
+    def cpus(self) -> int:
+        """CPUs each job has."""
+        ...
+
+
 @dataclass(frozen=True)
 class Prepared:
     """A config ready to train: pinned to the corpus it reads, with that corpus, and where
@@ -58,6 +72,7 @@ class RunEnv:
     threads: int | None = None  # run-only override of every config's `threads`
     retrain: bool = False  # train again what a finished run of another sweep already has
     expect_sha256: str | None = None  # the baseline's corpus: anything else is refused
+    launcher: Launcher | None = None  # where runs train: None here, else Slurm jobs
     _datasets: dict[str | None, Dataset] = field(default_factory=dict, repr=False)
     _prepared: dict[tuple[str, int], Prepared] = field(default_factory=dict, repr=False)
 

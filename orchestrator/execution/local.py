@@ -17,7 +17,12 @@ OpenRun = Callable[[RunSpec], "RunSpec | Outcome"]
 
 
 def run_specs(env: RunEnv, specs: Sequence[RunSpec], open_run: OpenRun) -> list[Outcome]:
-    """Train `specs` in order; a spec another process claimed comes back as its Outcome."""
+    """Train `specs` in order; a spec another process claimed comes back as its Outcome.
+    With a launcher (`--launcher slurm`), each spec trains as a task of one job array."""
+    if env.launcher is not None:
+        from .slurm_runs import run_specs_on_slurm
+
+        return run_specs_on_slurm(env, specs, open_run)
     outcomes: list[Outcome] = []
     for spec in specs:
         opened = open_run(spec)

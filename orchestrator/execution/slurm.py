@@ -26,7 +26,9 @@ from __future__ import annotations
 import contextlib
 import io
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -34,7 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from ..errors import Interrupted, UserError
+from .processes import STOP_SIGNALS
 from .slurm_options import SlurmOptions
 
 FOLDER_NAME = "sweep-slurm"
@@ -139,7 +142,8 @@ def submit(
     from submitit.core.utils import FailedJobError
 
     folder = Path(folder).resolve()
-    folder.mkdir(parents=True, exist_ok=True)
+    # only its owner reads it: the pickled calls may hold a database password (--storage)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     executor = submitit.SlurmExecutor(folder=folder / "%j", max_num_timeout=options.max_timeouts)
     executor.update_parameters(**options.executor_parameters(name))
     task = fn if callable(getattr(fn, "checkpoint", None)) else Rerun(fn)
@@ -212,7 +216,7 @@ def summary(now: Mapping[str, str]) -> str:
     return f"{len(now)} task{'s' if len(now) != 1 else ''}: {parts}"
 
 
-def _outcome(job: Any, state: str) -> TaskResult:
+def task_result(job: Any, state: str) -> TaskResult:
     logs = {"log": job.paths.stderr, "out": job.paths.stdout}
     # Only a finished call's pickle is read (a requeued task may hold a stale one); for a
     # COMPLETED task submitit waits a while for it (a shared file system can lag).
@@ -249,7 +253,7 @@ def wait(
         if cancel_on_interrupt:
             cancel(array)
         raise
-    return [_outcome(job, now[job.job_id]) for job in array.jobs]
+    return [task_result(job, now[job.job_id]) for job in array.jobs]
 
 
 def cancel(array: JobArray) -> None:
@@ -258,3 +262,74 @@ def cancel(array: JobArray) -> None:
     already ended."""
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         subprocess.run(["scancel", array.array_id], capture_output=True, check=False, timeout=60)
+
+
+def settle(array: JobArray, timeout_s: float = 120.0, poll_s: float = 2.0) -> dict[str, str]:
+    """Wait (at most `timeout_s`) until no task of the array is active, e.g. after `cancel`:
+    Slurm's SIGTERM lets a task end what it runs before KillWait's SIGKILL. The states."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        now = states(array)
+        if not ACTIVE.intersection(now.values()) or time.monotonic() > deadline:
+            return now
+        time.sleep(poll_s)
+
+
+REQUEUE_SIGNAL = signal.SIGUSR2  # submitit's (--signal=USR2@delay): checkpoint and requeue
+
+
+class TaskSignals:
+    """Signals inside an array task, installed by the task's callable (after submitit's own).
+
+    The first of SIGINT, SIGTERM, SIGHUP (scancel, a preemption without a warning signal)
+    and SIGUSR2 (submitit's: preempted, or the time limit is near) interrupts what the task
+    runs where it is (KeyboardInterrupt, or Interrupted: a run ends KILLED with the reason);
+    later ones are noted and ignored, so nothing cuts that clean-up short. submitit's own
+    USR2 handler would checkpoint, requeue and exit at once, mid-run; it is kept and called
+    by `requeue_if_asked` once the task has ended what it ran.
+
+    An exception raised where Python cannot propagate it (the handler ran inside a weakref
+    callback or a finalizer, which the garbage collector calls anywhere) is printed as
+    "Exception ignored" and dropped: the task would go on, deaf to the signal, until
+    KillWait's SIGKILL. So such a drop (sys.unraisablehook) raises it again 50 ms later
+    (SIGALRM), in whatever runs then, until it propagates."""
+
+    def __init__(self) -> None:
+        self.fired: list[signal.Signals] = []
+        self.requeue = signal.getsignal(REQUEUE_SIGNAL)
+        for sig in (*STOP_SIGNALS, REQUEUE_SIGNAL):
+            signal.signal(sig, self._interrupt)
+        signal.signal(signal.SIGALRM, self._again)
+        self._unraisable_before = sys.unraisablehook
+        sys.unraisablehook = self._unraisable
+
+    def _interrupt(self, signum: int, frame: Any) -> None:
+        self.fired.append(signal.Signals(signum))
+        if len(self.fired) == 1:
+            self._raise()
+
+    def _raise(self) -> None:
+        first = self.fired[0]
+        if first == signal.SIGINT:
+            raise KeyboardInterrupt()
+        if first == REQUEUE_SIGNAL:
+            raise Interrupted("SIGUSR2: preempted or near its time limit; Slurm requeues the task")
+        raise Interrupted(first.name)
+
+    def _again(self, signum: int, frame: Any) -> None:
+        if self.fired:
+            self._raise()
+
+    def _unraisable(self, unraisable: Any) -> None:
+        if self.fired and isinstance(unraisable.exc_value, (Interrupted, KeyboardInterrupt)):
+            signal.setitimer(signal.ITIMER_REAL, 0.05)  # raised again, where it propagates
+        self._unraisable_before(unraisable)
+
+    @property
+    def requeued(self) -> bool:
+        return REQUEUE_SIGNAL in self.fired and callable(self.requeue)
+
+    def requeue_if_asked(self) -> None:
+        """After USR2: submitit's checkpoint-and-requeue (`scontrol requeue`, then exit)."""
+        if self.requeued:
+            self.requeue(REQUEUE_SIGNAL, None)

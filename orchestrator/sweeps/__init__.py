@@ -9,7 +9,8 @@ which only this package calls. attach.py writes tables and figures onto parent r
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..execution.env import RunEnv
@@ -18,10 +19,25 @@ if TYPE_CHECKING:
 
 
 def command_env(
-    tracker: Tracker, progress: Progress, *, threads: int | None = None, retrain: bool = False
+    tracker: Tracker,
+    progress: Progress,
+    *,
+    threads: int | None = None,
+    retrain: bool = False,
+    launcher: str = "local",
+    slurm: Mapping[str, Any] | None = None,
+    slurm_profile: str | None = None,
+    detach: bool = False,
 ) -> RunEnv:
     """What every run of one command shares, built once per command (the CLI's door to the
-    execution layer, which only sweeps/ imports)."""
+    execution layer, which only sweeps/ imports). `launcher`: where runs train, "local" or
+    "slurm" (then `slurm`: the flags' SlurmOptions fields, over `slurm_profile`'s [slurm]
+    table; `detach`: a search returns once its jobs are submitted)."""
     from ..execution.env import RunEnv
 
-    return RunEnv(tracker, progress, threads=threads, retrain=retrain)
+    where = None
+    if launcher == "slurm":
+        from ..execution.slurm_runs import slurm_launcher
+
+        where = slurm_launcher(tracker, slurm or {}, slurm_profile, detach=detach)
+    return RunEnv(tracker, progress, threads=threads, retrain=retrain, launcher=where)

@@ -115,6 +115,7 @@ TAG_PRUNED_STEP = "sweep.pruned_step"
 TAG_CONFIG_HASH = "sweep.config_hash"
 TAG_PID = "sweep.pid"
 TAG_HOST = "sweep.host"
+TAG_SLURM_JOB = "sweep.slurm_job"  # the Slurm job (array task: <array>_<task>) it ran in
 TAG_TRIAL = "sweep.trial"
 TAG_STUDY = "sweep.study"
 TAG_SPACE = "sweep.space"

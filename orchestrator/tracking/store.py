@@ -25,6 +25,7 @@ from .schema import (
     TAG_HOST,
     TAG_PID,
     TAG_REASON,
+    TAG_SLURM_JOB,
     TAG_STATE,
     RunState,
 )
@@ -62,6 +63,17 @@ class RunInfo:
     @property
     def parent_id(self) -> str | None:
         return self.tags.get(PARENT_TAG)
+
+
+def where() -> dict[str, str]:
+    """The tags that say which process holds a run: its pid, host and, inside a Slurm job,
+    the job (`<array>_<task>` for an array task: the log to read, the task to scancel)."""
+    tags = {TAG_PID: str(os.getpid()), TAG_HOST: socket.gethostname()}
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    job = f"{array}_{task}" if array and task else os.environ.get("SLURM_JOB_ID")
+    if job:
+        tags[TAG_SLURM_JOB] = job
+    return tags
 
 
 def _info(run: Any) -> RunInfo:
@@ -193,7 +205,7 @@ class Tracker:
     def create_run(
         self, name: str, *, parent_id: str | None = None, tags: dict[str, str] | None = None
     ) -> str:
-        all_tags = {TAG_PID: str(os.getpid()), TAG_HOST: socket.gethostname(), **(tags or {})}
+        all_tags = {**where(), **(tags or {})}
         if parent_id:
             all_tags[PARENT_TAG] = parent_id
         run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
@@ -210,7 +222,7 @@ class Tracker:
     @_writes
     def reopen(self, run_id: str) -> None:
         self.client.update_run(run_id, status=RunState.RUNNING.status)
-        self.set_tags(run_id, {TAG_PID: str(os.getpid()), TAG_HOST: socket.gethostname()})
+        self.set_tags(run_id, where())
 
     @_writes
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from ... import tracking as T
-from ...errors import Interrupted, first_line, signal_of
+from ...errors import Interrupted, first_line
 from ...execution.env import RunEnv
 from ...execution.estimate import say_estimate
 from ...execution.processes import signals_held
@@ -33,7 +33,7 @@ from .context import Options, SearchContext
 from .recovery import reconcile
 from .space import Space, load_space, space_names
 from .study import prepare
-from .summary import SearchResult, close_parent_if_idle, finish, report_lines
+from .summary import SearchResult, close_parent_if_idle, detached, finish, report_lines
 from .workers import run_workers, work
 
 __all__ = ["Options", "SearchResult", "load_space", "report_lines", "run_search", "space_names"]
@@ -57,15 +57,6 @@ def announce(ctx: SearchContext, options: Options) -> list[str]:
     left = max(0, ctx.n_trials - before.finished)
     say_estimate(env, ctx.base, left, what="trial", parallel=options.workers, bound="at most ")
     return notes
-
-
-def stopped_by(codes: list[int | None]) -> None:
-    """Workers that a signal ended (Ctrl-C to a script whose background `sweep search`
-    ignores SIGINT itself, a SIGTERM to the workers alone) interrupted the search: it ends
-    KILLED as if the main process had been interrupted, never complete."""
-    stopped = next((signal_of(c) for c in codes if signal_of(c)), None)
-    if stopped is not None:
-        raise Interrupted(stopped)
 
 
 def run_search(
@@ -96,14 +87,17 @@ def run_search(
         timeout=timeout,
         baseline_id=baseline_id,
         threads=env.threads,
+        launcher=env.launcher.name if env.launcher else "local",
     )
     ctx = prepare(env, options)
     notes = announce(ctx, options)
     try:
-        if workers == 1:
+        if workers == 1 and env.launcher is None:
             work(ctx)
         else:
-            stopped_by(run_workers(ctx, options))
+            jobs = run_workers(ctx, options)
+            if env.launcher is not None and env.launcher.detach:
+                return detached(ctx, storage, notes, jobs)  # the workers close the parent
         reconcile(ctx)
     except (KeyboardInterrupt, Interrupted) as e:
         with signals_held():  # a second Ctrl-C does not leave the parent RUNNING

@@ -14,6 +14,7 @@ from ...config import MAX_SEED, RunConfig
 from ...errors import UserError
 from ...execution.env import RunEnv
 from ...progress import Progress
+from ...studies import is_journal
 from ..sweep import Sweep
 from .samplers import Pruner, Sampler
 from .space import Space
@@ -38,10 +39,17 @@ class Options:
     timeout: float | None = None
     baseline_id: str | None = None
     threads: int | None = None  # torch threads per trial; None: auto (a worker's share)
+    launcher: str = "local"  # where the workers run: this machine, or jobs of a cluster
 
     def __post_init__(self):
         if self.workers < 1:
             raise UserError(f"--workers must be at least 1 (got {self.workers})")
+        if self.launcher != "local" and is_journal(self.storage):
+            raise UserError(
+                f"--launcher {self.launcher}: the Optuna journal file cannot be shared safely "
+                "by workers on other machines; pass --storage postgresql://USER:PASSWORD@HOST/DB "
+                "(a database the nodes reach)"
+            )
         if self.timeout is not None and not (math.isfinite(self.timeout) and self.timeout > 0):
             raise UserError(
                 f"--timeout must be a finite number of seconds > 0 (got {self.timeout})"
@@ -49,9 +57,9 @@ class Options:
         if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
             raise UserError(f"--seed must be an integer in [0, {MAX_SEED}] (got {self.seed})")
         named = all(isinstance(x, str) for x in (self.sampler, self.pruner, self.space))
-        if self.workers > 1 and not named:
+        if (self.workers > 1 or self.launcher != "local") and not named:
             raise UserError("--workers > 1 takes sampler, pruner and space by name")
-        if self.workers > 1:
+        if self.workers > 1 and self.launcher == "local":
             limit, why = worker_limit()
             if self.workers > limit:
                 raise UserError(

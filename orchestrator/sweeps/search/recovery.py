@@ -53,11 +53,11 @@ def kill_run(tracker: T.Tracker, run_id: str, frozen) -> None:
         return
     if run.state is T.RunState.RUNNING:
         who = frozen.user_attrs.get(ATTR_WORKER, "?").rsplit(":", 1)[0]
+        why = frozen.user_attrs.get(ATTR_REASON) or f"worker {who} died mid-trial"
         tracker.end_run(
             run_id,
             T.RunState.KILLED,
-            f"worker {who} died mid-trial; Optuna marked trial {frozen.number} FAIL "
-            "and retries it once",
+            f"{why}; Optuna marked trial {frozen.number} FAIL and retries it once",
         )
 
 
@@ -103,23 +103,29 @@ def dead_local_pid(frozen) -> int | None:
 def fail_dead_local(ctx: SearchContext, on_stale: StaleTrials) -> None:
     """What heartbeats do on an RDB storage, for the journal: a trial whose worker process on
     this host is gone is failed (by one process only) and handed to `on_stale`."""
+    from optuna.trial import TrialState
+
+    for t in ctx.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        pid = dead_local_pid(t)
+        if pid is not None:
+            fail_and_retry(ctx, t, f"worker process {pid} died mid-trial", on_stale)
+
+
+def fail_and_retry(ctx: SearchContext, frozen, reason: str, on_stale: StaleTrials) -> bool:
+    """Fail a RUNNING trial whose worker is known to be gone (once, whoever else tries) and
+    hand it to `on_stale` (retried once, its run ended KILLED). Whether this call failed it."""
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
-    storage, study = ctx.storage, ctx.study
-    study_id = storage.get_study_id_from_name(study.study_name)
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        pid = dead_local_pid(t)
-        if pid is None:
-            continue
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
-        try:
-            # the reason first: a finished trial's attributes can no longer be set
-            storage.set_trial_user_attr(
-                trial_id, ATTR_REASON, f"worker process {pid} died mid-trial"
-            )
-            if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
-                continue
-        except UpdateFinishedTrialError:
-            continue  # another worker got there first
-        on_stale(study, storage.get_trial(trial_id))
+    storage = ctx.storage
+    study_id = storage.get_study_id_from_name(ctx.study.study_name)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
+    try:
+        # the reason first: a finished trial's attributes can no longer be set
+        storage.set_trial_user_attr(trial_id, ATTR_REASON, reason)
+        if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+            return False
+    except UpdateFinishedTrialError:
+        return False  # another worker got there first
+    on_stale(ctx.study, storage.get_trial(trial_id))
+    return True

@@ -3,7 +3,7 @@ parent run closed by the last worker, and the lines `sweep search` prints."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ class SearchResult:
     notes: list[str]
     counts: dict[str, int]  # complete, pruned, fail, ... and retried
     closed: bool  # whether this process ended the parent run
+    jobs: list[str] = field(default_factory=list)  # --detach: the Slurm jobs left running
 
 
 def idle(ctx: SearchContext) -> bool:
@@ -93,6 +94,22 @@ def finish(ctx: SearchContext, storage: str | None, notes: list[str], plots: boo
     )
 
 
+def detached(ctx: SearchContext, storage: str | None, notes: list[str], jobs: list[str]):
+    """The search as it stands when its worker jobs go on without this command."""
+    return SearchResult(
+        study_name=ctx.study.study_name,
+        parent_id=ctx.parent_id,
+        storage=storage_label(storage, ctx.tracker.store_dir),
+        table=ctx.sweep.table(),
+        best=None,
+        plots=[],
+        notes=notes,
+        counts=trial_counts(ctx.study.get_trials(deepcopy=False)),
+        closed=False,
+        jobs=jobs,
+    )
+
+
 def best_trial(ctx: SearchContext) -> dict[str, Any] | None:
     try:
         t = ctx.study.best_trial
@@ -134,6 +151,8 @@ def _baseline_value(table: Table | None) -> float | None:
 
 
 def report_lines(result: SearchResult) -> list[str]:
+    if result.jobs:
+        return detached_lines(result)
     c = result.counts
     retried = f", {c['retried']} retried after a lost worker" if c.get("retried") else ""
     lines = [
@@ -162,3 +181,15 @@ def report_lines(result: SearchResult) -> list[str]:
         "table again"
     )
     return lines
+
+
+def detached_lines(result: SearchResult) -> list[str]:
+    array = result.jobs[0].split("_")[0]
+    return [
+        f"detached: {len(result.jobs)} worker job(s) of array {array} run study "
+        f"'{result.study_name}' ({result.storage}) without this command; the last to finish "
+        "closes the parent run",
+        *(f"note: {n}" for n in result.notes),
+        f"progress: `sweep list`, `sweep table --sweep {result.parent_id}`; stop them: "
+        f"`scancel {array}`",
+    ]

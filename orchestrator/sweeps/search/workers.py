@@ -1,33 +1,40 @@
-"""Who runs the trials: the work loop of one process, and local worker processes.
+"""Who runs the trials: the work loop of one process, and the worker processes.
 
 Every worker, local or on another machine, runs the same loop on the shared study: recover
 trials of dead workers, stop when the study-wide budget is met (or the timeout), wait while
-other workers hold the last slots, else run one trial. Local workers are processes started
-by the execution layer (`execution/processes.py`: signals, stopping, exit codes); a worker
-ends its trial on Ctrl-C, SIGTERM or SIGHUP (Optuna FAIL, MLflow KILLED) and exits 130,
-143 or 129 (128 + the signal); a lost or full journal ends it with exit 1.
+other workers hold the last slots, else run one trial. Workers are started by the execution
+layer: local processes (`execution/processes.py`: signals, stopping, exit codes), or with
+`--launcher slurm` the tasks of one job array (`execution/slurm_runs.py`). A worker ends its
+trial on Ctrl-C, SIGTERM or SIGHUP (Optuna FAIL, MLflow KILLED) and exits 130, 143 or 129
+(128 + the signal); a lost or full journal ends it with exit 1. A Slurm worker's stopped
+trial is retried once, and after submitit's USR2 the job is requeued.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import socket
 import sys
 import time
 from dataclasses import dataclass, replace
 
 from ... import tracking as T
 from ...config import MAX_SEED
-from ...errors import Interrupted, JournalError, exit_code
+from ...errors import Interrupted, JournalError, exit_code, signal_of
 from ...execution.env import RunEnv
 from ...execution.processes import interrupt_once, run_processes
+from ...execution.slurm import TaskSignals
+from ...execution.slurm_runs import launch_workers
 from ...progress import Progress
 from ...studies import heartbeat_seconds, journal_failure
-from .budget import budget
+from .attrs import ATTR_RUN, ATTR_SURPLUS, ATTR_WORKER
+from .budget import budget, retried_number
 from .context import Options, SearchContext
 from .objective import objective
-from .recovery import reconcile
+from .recovery import StaleTrials, fail_and_retry, reconcile
 from .study import prepare
+from .summary import finish, idle, report_lines
 
 
 def work(ctx: SearchContext) -> None:
@@ -64,14 +71,20 @@ def work(ctx: SearchContext) -> None:
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """Everything a spawned worker process needs (picklable): where the store is, and the
-    options of the search it joins (study name and baseline resolved, its own seed)."""
+    """Everything a worker needs (picklable): where the store is, and the options of the
+    search it joins (study name and baseline resolved, its own seed). `cluster`: a job of a
+    cluster's launcher (Slurm): a trial a signal stops is failed and retried once (scancel,
+    preemption and time limits are not the trial's fault), and after submitit's USR2 the
+    job is requeued once the trial has ended. `closes`: nobody waits for the workers
+    (--detach), so the last one to finish closes the parent run."""
 
     tracking_uri: str
     experiment: str
     options: Options
     threads: int
     retrain: bool = False
+    cluster: bool = False
+    closes: bool = False
 
 
 SEEDS = MAX_SEED + 1
@@ -79,7 +92,10 @@ SEEDS = MAX_SEED + 1
 
 def worker_main(spec: WorkerSpec) -> None:
     """Entry point of a worker process (a local one, or a job on a cluster)."""
-    interrupt_once()
+    signals = TaskSignals() if spec.cluster else None
+    if signals is None:
+        interrupt_once()
+    ctx = None
     try:
         import torch
 
@@ -88,18 +104,52 @@ def worker_main(spec: WorkerSpec) -> None:
         # each worker's share of the cores, for the trainer too (threads is run-only: the
         # config hash, and so resume and reuse, are the same whatever it is)
         env = RunEnv(tracker, Progress(live=False), threads=spec.threads, retrain=spec.retrain)
-        work(prepare(env, spec.options, say_notes=False))
+        ctx = prepare(env, spec.options, say_notes=False)
+        work(ctx)
+        if spec.closes and idle(ctx):
+            result = finish(ctx, spec.options.storage, [], plots=True)
+            ctx.progress.say("\n".join(report_lines(result)))
     except (KeyboardInterrupt, Interrupted) as e:
+        if signals is not None and ctx is not None:
+            retry_stopped(ctx)
+            signals.requeue_if_asked()  # after USR2: submitit checkpoints, requeues, exits
         sys.exit(exit_code(e))  # its trial and run are ended already (objective, runner)
     except JournalError as e:  # its run is ended FAILED; the main process ends the parent
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
 
 
+def retry_stopped(ctx: SearchContext) -> None:
+    """The trials this process ran that a signal stopped (Optuna FAIL, their runs KILLED)
+    are retried once, as Optuna's heartbeat retries a dead worker's (recovery.StaleTrials),
+    so a stopped job costs the study no trial."""
+    from optuna.trial import TrialState
+
+    mine = f"{socket.gethostname()}:{os.getpid()}:"
+    trials = ctx.study.get_trials(deepcopy=False)
+    retried = {retried_number(t) for t in trials}
+    on_stale = StaleTrials(ctx.tracker)
+    for t in trials:
+        if (
+            t.state == TrialState.FAIL
+            and str(t.user_attrs.get(ATTR_WORKER, "")).startswith(mine)
+            and t.number not in retried
+            and not t.user_attrs.get(ATTR_SURPLUS)
+        ):
+            on_stale(ctx.study, t)
+
+
 def worker_specs(ctx: SearchContext, options: Options, workers: int) -> list[WorkerSpec]:
     """One spec per worker: the same study and baseline; worker i seeds its sampler seed+i
-    (modulo 2**32)."""
-    threads = options.threads or max(1, (os.cpu_count() or 1) // workers)
+    (modulo 2**32). Torch threads: --threads, else a Slurm task's CPUs, else this machine's
+    share."""
+    launcher = ctx.env.launcher
+    if options.threads:
+        threads = options.threads
+    elif launcher is not None:
+        threads = launcher.cpus
+    else:
+        threads = max(1, (os.cpu_count() or 1) // workers)
     joined = replace(options, study=ctx.study.study_name, baseline_id=ctx.baseline.run_id)
     return [
         WorkerSpec(
@@ -110,20 +160,79 @@ def worker_specs(ctx: SearchContext, options: Options, workers: int) -> list[Wor
             ),
             threads=threads,
             retrain=ctx.env.retrain,
+            cluster=launcher is not None,
+            closes=launcher is not None and launcher.detach,
         )
         for i in range(workers)
     ]
 
 
-def run_workers(ctx: SearchContext, options: Options) -> list[int | None]:
-    """Start `options.workers` local processes on the study and wait for them; on an
-    interrupt, stop them and fail whatever a killed one left RUNNING (as for any dead
-    worker). Returns their exit codes."""
+def run_workers(ctx: SearchContext, options: Options) -> list[str]:
+    """Start `options.workers` workers on the study and wait for them; on an interrupt, stop
+    them and fail whatever a killed one left RUNNING (as for any dead worker). Local
+    processes, or with a launcher one Slurm job array; detached (--detach), return at once.
+    The Slurm job ids (none for local workers)."""
     specs = worker_specs(ctx, options, options.workers)
-    return run_processes(
+    if ctx.env.launcher is not None:
+        array = launch_workers(
+            ctx.env,
+            worker_main,
+            specs,
+            progress_line=functools.partial(progress_line, ctx),
+            after_stop=functools.partial(fail_trials_of, ctx),
+        )
+        if not ctx.env.launcher.detach:
+            fail_trials_of(ctx, array.ids)  # a job killed mid-trial (node lost, OOM, SIGKILL)
+        return array.ids
+    codes = run_processes(
         worker_main,
         specs,
         ctx.progress,
         describe=f" ({specs[0].threads} torch thread(s) each)",
         after_stop=lambda: reconcile(ctx),
     )
+    stopped_by(codes)
+    return []
+
+
+def stopped_by(codes: list[int | None]) -> None:
+    """Workers that a signal ended (Ctrl-C to a script whose background `sweep search`
+    ignores SIGINT itself, a SIGTERM to the workers alone) interrupted the search: it ends
+    KILLED as if the main process had been interrupted, never complete."""
+    stopped = next((signal_of(c) for c in codes if signal_of(c)), None)
+    if stopped is not None:
+        raise Interrupted(stopped)
+
+
+def fail_trials_of(ctx: SearchContext, jobs: list[str]) -> None:
+    """Trials still RUNNING whose run trained in one of these Slurm jobs, all ended: nothing
+    trains them any more. Failed, retried once and their runs ended KILLED now, not once
+    their heartbeat has gone stale (the parent run closes with them); then the usual
+    recovery."""
+    from optuna.trial import TrialState
+
+    ended, on_stale = set(jobs), StaleTrials(ctx.tracker)
+    for t in ctx.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        run_id = t.user_attrs.get(ATTR_RUN)
+        job = ctx.tracker.get_run(run_id).tags.get(T.TAG_SLURM_JOB) if run_id else None
+        if job in ended:
+            fail_and_retry(ctx, t, f"its Slurm job {job} ended mid-trial", on_stale)
+    reconcile(ctx)
+
+
+def progress_line(ctx: SearchContext, states: dict[str, str]) -> str:
+    """'3 of 6 trials finished | 4242_0 RUNNING: 2 trials, on trial-5 | 4242_1 PENDING':
+    the study, and per worker job its state, the trials it ended and the one it trains."""
+    runs = ctx.tracker.children(ctx.parent_id)
+    done = budget(ctx.study.get_trials(deepcopy=False)).finished
+    parts = [f"{done} of {ctx.n_trials} trials finished"]
+    for job, state in states.items():
+        mine = [r for r in runs if r.tags.get(T.TAG_SLURM_JOB) == job]
+        ended = sum(r.state is not T.RunState.RUNNING for r in mine)
+        now = [r.name for r in mine if r.state is T.RunState.RUNNING]
+        part = f"{job} {state}"
+        if mine:
+            part += f": {ended} trial{'s' if ended != 1 else ''}"
+            part += f", on {now[0]}" if now else ""
+        parts.append(part)
+    return " | ".join(parts)
