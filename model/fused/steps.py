@@ -129,6 +129,7 @@ class GroupSteps:
         dtype: torch.dtype | None,
         mode: str,
         cache: StepCache | None = None,
+        optimizer: str | None = None,
     ):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)} (got {mode!r})")
@@ -144,6 +145,8 @@ class GroupSteps:
         self.notes: list[str] = []
         # the tensor-op AdamW where steps are compiled or captured; torch's kernel otherwise
         fused = device == "cuda" or mode != "eager"
+        if optimizer is not None:
+            fused = optimizer == "tensor"
         self.opt = (FusedAdamW if fused else MemberAdamW)(params, cfgs, device)
         cache = cache or StepCache()
         compiled = "compile" in mode

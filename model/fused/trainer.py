@@ -81,7 +81,12 @@ class FusedTrainer:
         *,
         mode: str | None = None,
         cache: StepCache | None = None,
+        masks: str | None = None,
+        optimizer: str | None = None,
     ):
+        """mode: one of steps.MODES (default: `default_mode`); cache: compiled steps to
+        share with other groups of the process. masks ("generator" | "hash") and optimizer
+        ("member" | "tensor") override the device's choice (tests run CUDA's on the CPU)."""
         if not members:
             raise ValueError("a fused group needs at least one member")
         vocab = dataset.tokenizer.vocab_size
@@ -99,6 +104,13 @@ class FusedTrainer:
         self.threads = resolve_threads(self.cfg.threads)
         self.mode = mode or default_mode(self.device)
         self.cache = cache
+        self.masks = masks or ("generator" if self.device == "cpu" else "hash")
+        if self.masks not in ("generator", "hash") or (self.masks, self.device) == (
+            "generator",
+            "cuda",
+        ):
+            raise ValueError(f"masks {self.masks!r} cannot run on {self.device}")
+        self.optimizer = optimizer
         self.params: FlatParams | None = None
         self.notes: list[str] = []
 
@@ -129,13 +141,13 @@ class Run:
                            g0.block_size, g0.bias, any(m.gpt.dropout > 0 for m in ms))  # fmt: skip
         drops = None
         if self.shape.dropout:
-            masks = GeneratorMasks(seeds) if dev == "cpu" else HashMasks(seeds, dev)
+            masks = GeneratorMasks(seeds) if t.masks == "generator" else HashMasks(seeds, dev)
             drops = Drops(masks, [m.gpt.dropout for m in ms], dev)
         if dev == "cuda":
             torch.cuda.reset_peak_memory_stats()
         cfgs = [m.train for m in ms]
         self.steps = GroupSteps(self.params, cfgs, self.shape, drops, t.dataset, dev, t.dtype,
-                                t.mode, t.cache)  # fmt: skip
+                                t.mode, t.cache, t.optimizer)  # fmt: skip
         t.notes = self.steps.notes
         self.gens = [torch.Generator().manual_seed(s) for s in seeds]
         self.hooks = [m.hooks or TrainerHooks() for m in ms]
