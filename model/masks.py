@@ -45,12 +45,13 @@ def drop_count(p: float) -> int:
 
 
 def mix32(x: torch.Tensor) -> torch.Tensor:
-    """lowbias32 (C. Wellons): a bijective 32-bit mixer, on int64 tensors holding [0, 2^32).
-    int64 products of two 32-bit values wrap past 2^63; the mask keeps the low 32 bits."""
+    """A bijective 32-bit mixer (xorshift-multiply, after C. Wellons' lowbias32) on int64
+    tensors holding [0, 2^32). Both multipliers are below 2^31, so no product overflows
+    int64 (whose wrap-around a compiler may assume away)."""
     x = x ^ (x >> 16)
     x = (x * 0x7FEB352D) & M32
     x = x ^ (x >> 15)
-    x = (x * 0x846CA68B) & M32
+    x = (x * 0x45D9F3B) & M32
     return x ^ (x >> 16)
 
 
@@ -93,8 +94,8 @@ class HashMasks:
     def bits(self, n: int, site: int, counter: torch.Tensor) -> torch.Tensor:
         """(K, n) values in [0, 65536): hash(seed, site, counter, element)."""
         c = counter.to(torch.int64) & M32
-        ka = mix32(self.seed_lo ^ mix32(c + (site * 0x9E3779B1 & M32)))  # (K, 1)
-        kb = mix32(self.seed_hi ^ mix32((c * 0x85EBCA77 + site) & M32))
+        ka = mix32(self.seed_lo ^ mix32((c + site * 0x9E3779B1) & M32))  # (K, 1)
+        kb = mix32(self.seed_hi ^ mix32((c * 0x2C1B3C6D + site) & M32))
         e = torch.arange(n, dtype=torch.int64, device=ka.device)
         h = mix32((e + ka) & M32)
         return mix32(h ^ kb) & 0xFFFF

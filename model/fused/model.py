@@ -43,12 +43,20 @@ class Drops:
         self.masks = masks
         self.any = any(counts)
         self.thr = thresholds(masks, counts, device)
-        self.scale = {
-            dt: scales(counts, dt, device) for dt in (torch.float32, torch.bfloat16, torch.float16)
-        }
+        self.scale_f32 = scales(counts, torch.float32, device)
+        self.scale_bf16 = scales(counts, torch.bfloat16, device)
+        self.scale_f16 = scales(counts, torch.float16, device)
 
     def mask(self, like: torch.Tensor, site: int, counter) -> torch.Tensor:
-        return member_mask(self.masks, like, self.thr, self.scale[like.dtype], site, counter)
+        dt = like.dtype
+        scale = (
+            self.scale_bf16
+            if dt == torch.bfloat16
+            else self.scale_f16
+            if dt == torch.float16
+            else self.scale_f32
+        )
+        return member_mask(self.masks, like, self.thr, scale, site, counter)
 
 
 def layer_norm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:

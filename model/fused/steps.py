@@ -52,14 +52,41 @@ class StepCache:
     tensors' identity. `compile_s` accumulates the time spent in first calls."""
 
     def __init__(self):
-        self.fns: dict[str, object] = {}
+        self.fns: dict[str, Compiled] = {}
 
     def get(self, name: str, fn, compiled: bool):
         if not compiled:
             return fn
         if name not in self.fns:
-            self.fns[name] = torch.compile(fn, dynamic=False)
+            self.fns[name] = Compiled(fn)
         return self.fns[name]
+
+    @property
+    def notes(self) -> list[str]:
+        return [f"{name}: {c.error}" for name, c in self.fns.items() if c.error]
+
+
+class Compiled:
+    """torch.compile(fn); if compiling fails, fn itself from then on, with the reason kept
+    (a failed compile runs nothing: the call is simply made again, eagerly)."""
+
+    def __init__(self, fn):
+        self.fn, self.compiled, self.error = fn, torch.compile(fn, dynamic=False), None
+
+    def __call__(self, *args):
+        if self.error is None:
+            try:
+                return self.compiled(*args)
+            except Exception as e:
+                if not is_compile_error(e):
+                    raise
+                self.error = f"compile failed, running eager: {type(e).__name__}: {e}"
+        return self.fn(*args)
+
+
+def is_compile_error(e: Exception) -> bool:
+    """An error of torch.compile's machinery (dynamo, inductor, a backend), not of the model."""
+    return type(e).__module__.startswith(("torch._dynamo", "torch._inductor", "triton"))
 
 
 class Replayed:
@@ -148,7 +175,7 @@ class GroupSteps:
         if optimizer is not None:
             fused = optimizer == "tensor"
         self.opt = (FusedAdamW if fused else MemberAdamW)(params, cfgs, device)
-        cache = cache or StepCache()
+        self.cache = cache = cache or StepCache()
         compiled = "compile" in mode
         self.loss_fn = cache.get("losses", flat_losses, compiled)
         self.opt_fn = cache.get("adamw", adamw_step, compiled and fused)
@@ -160,9 +187,19 @@ class GroupSteps:
         self.seg = torch.zeros((), dtype=torch.long, device=device)
         self.counter = torch.zeros((), dtype=torch.long, device=device)  # micro-steps done
         self.losses = torch.zeros(self.check_every, K, device=device)
-        self.eval_ix = self.eval_batches(cfgs, dataset, T)
+        # CUDA: E eval batches per forward (a bigger batch fills the GPU; their mean is the
+        # same mean), E the largest divisor of eval_iters with E * B <= 8 micro-batches
+        E = 1
+        if device == "cuda":
+            E = max(e for e in range(1, cfg.eval_iters + 1)
+                    if cfg.eval_iters % e == 0 and e * cfg.batch_size <= 8 * self.micro)  # fmt: skip
+        self.eval_chunks = cfg.eval_iters // E
+        self.eval_ix = [
+            ix.view(self.eval_chunks, E, K, -1).transpose(1, 2).reshape(self.eval_chunks, K, -1)
+            for ix in self.eval_batches(cfgs, dataset, T)
+        ]
         self.eval_i = torch.zeros((), dtype=torch.long, device=device)
-        self.eval_losses = torch.zeros(2, cfg.eval_iters, K, device=device)
+        self.eval_losses = torch.zeros(2, self.eval_chunks, K, device=device)
         self.costs = [0.0] if mode != "eager" else None
         self.train = Replayed(self.train_step, graphs, self.notes, self.costs)
         self.evals = [
@@ -239,17 +276,22 @@ class GroupSteps:
         """The last segment's n step losses, (n, K) as lists: the host sync of a check."""
         return self.losses[:n].tolist()
 
-    def evaluate(self, iters: int) -> list[tuple[float, float]]:
+    def evaluate(self) -> list[tuple[float, float]]:
         """(train, val) mean loss per member over the fixed eval batches: one host sync."""
         for split in (0, 1):
             self.eval_i.zero_()
-            for _ in range(iters):
+            for _ in range(self.eval_chunks):
                 self.evals[split]()
         means = self.eval_losses.mean(dim=1)  # (2, K)
         return [tuple(m) for m in means.t().tolist()]
 
     def timed_sync(self) -> float:
         return sync_time()
+
+    @property
+    def all_notes(self) -> list[str]:
+        """Capture failures of this group, compile failures of its cache."""
+        return self.notes + self.cache.notes
 
     @property
     def compile_s(self) -> float:

@@ -148,7 +148,6 @@ class Run:
         cfgs = [m.train for m in ms]
         self.steps = GroupSteps(self.params, cfgs, self.shape, drops, t.dataset, dev, t.dtype,
                                 t.mode, t.cache, t.optimizer)  # fmt: skip
-        t.notes = self.steps.notes
         self.gens = [torch.Generator().manual_seed(s) for s in seeds]
         self.hooks = [m.hooks or TrainerHooks() for m in ms]
         self.results = [MemberResult() for _ in ms]
@@ -210,13 +209,14 @@ class Run:
                 self.evaluate(step, tps)
                 train_time, since_eval = 0.0, 0
         self.finish(timed_steps, total_time)
+        self.t.notes = self.steps.all_notes
         return self.results
 
     def live(self) -> list[int]:
         return [k for k, a in enumerate(self.alive) if a]
 
     def evaluate(self, step: int, tps: float) -> None:
-        means = self.steps.evaluate(self.cfg.eval_iters)
+        means = self.steps.evaluate()
         for k in self.live():
             train_loss, val_loss = means[k]
             if not math.isfinite(val_loss):
