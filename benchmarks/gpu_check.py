@@ -123,14 +123,14 @@ def section_agree(ctx) -> dict:
             t0 = time.perf_counter()
             for m in ms:
                 h = Evals()
-                out = m.out_dir.with_suffix(".solo")
+                where = m.out_dir.with_suffix(".solo")
                 if ctx.dry:
                     FusedTrainer(
-                        [replace(m, out_dir=out, hooks=h)], ctx.ds, cache=cache, **kw
+                        [replace(m, out_dir=where, hooks=h)], ctx.ds, cache=cache, **kw
                     ).run()
                 else:
                     tr = Trainer(
-                        m.gpt, m.train, ctx.ds, out_dir=out, hooks=h, sample_config=m.sample
+                        m.gpt, m.train, ctx.ds, out_dir=where, hooks=h, sample_config=m.sample
                     )
                     tr.step_cache = cache
                     tr.run()

@@ -16,7 +16,8 @@ Trainer with its defaults, also in turns; each side's time is the time it held t
 
 --device cuda: Table C instead, a step at nanoGPT's shakespeare-char shape on the GPU (a
 plain nanoGPT loop eager, compiled and under CUDA graphs; sweep's Trainer, a fused K=1
-eager and with graphs only, a fused group of 8; ms a step, tokens/s, MFU against the bf16
+eager and with graphs only, the Trainer at dropout 0 (attention through SDPA's fused
+kernel instead of the explicit attention exact per-run masks need), a fused group of 8; ms a step, tokens/s, MFU against the bf16
 matmul rate measured here, warm-up/compile seconds), then the whole 5000-step recipe
 through the Trainer end to end (--full-steps 5000; 0 skips it).
 
@@ -486,6 +487,9 @@ def cuda_table(ds, steps=50, warmup=15, gpt=None, cfg=None, rows=None, cache=Non
         "sweep Trainer": lambda: sweep_row(gpt, cfg, ds, 1, None, steps, cache),
         "fused K=1, eager": lambda: sweep_row(gpt, cfg, ds, 1, "eager", steps, None),
         "fused K=1, graphs only": lambda: sweep_row(gpt, cfg, ds, 1, "graphs", steps, None),
+        "sweep Trainer, dropout 0": lambda: sweep_row(
+            replace(gpt, dropout=0.0), cfg, ds, 1, None, steps, cache
+        ),  # SDPA's fused attention: what exact per-run attention dropout costs
         "fused K=8": lambda: sweep_row(gpt, cfg, ds, 8, None, steps, cache),
     }  # fmt: skip
     out = []

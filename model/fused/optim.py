@@ -30,12 +30,15 @@ def lr_table(cfgs: list[TrainConfig], device) -> torch.Tensor:
     return torch.tensor(rows, dtype=torch.float32, device=device)
 
 
-def clip_(grad: torch.Tensor, clip: torch.Tensor) -> None:
-    """Scale member k's gradient (row k of grad) to norm clip[k] where it is longer (clip 0:
-    never), as clip_grad_norm_ does: coefficient clip / (norm + 1e-6), at most 1."""
+def clip_coef(grad: torch.Tensor, clip: torch.Tensor) -> torch.Tensor:
+    """(K, 1): what scales member k's gradient (row k of grad) to norm clip[k] where it is
+    longer (clip 0: never), as clip_grad_norm_ does: clip / (norm + 1e-6), at most 1."""
     norm = torch.linalg.vector_norm(grad, dim=1, keepdim=True)
-    coef = torch.clamp(clip / (norm + 1e-6), max=1.0)
-    grad.mul_(torch.where(clip > 0, coef, 1.0))
+    return torch.where(clip > 0, torch.clamp(clip / (norm + 1e-6), max=1.0), 1.0)
+
+
+def clip_(grad: torch.Tensor, clip: torch.Tensor) -> None:
+    grad.mul_(clip_coef(grad, clip))
 
 
 class FusedAdamW:
@@ -64,8 +67,8 @@ class FusedAdamW:
     def step(self) -> None:
         """Clip, then one AdamW step at the lrs of step `steps`."""
         p, g, m, v = self.p.data, self.p.grad, self.exp_avg, self.exp_avg_sq
-        if self.clipping:
-            clip_(g, self.clip)
+        if self.clipping:  # a clipped copy: mutating the gradient in place trips inductor
+            g = g * clip_coef(g, self.clip)
         lr = self.lrs.index_select(0, self.steps.view(1)).view(-1, 1)
         self.steps.add_(1)
         t = self.steps.to(torch.float32)
