@@ -26,7 +26,7 @@ from model.errors import ConfigError
 from model.fused.model import Drops, Shape
 from model.fused.params import FlatParams
 from model.fused.plan import fuse_key
-from model.fused.sample import sample_members
+from model.fused.sample import Decoder, sample_members
 from model.fused.steps import GroupSteps, StepCache
 from model.gpt import GPT, GPTConfig
 from model.masks import GeneratorMasks, HashMasks
@@ -155,6 +155,7 @@ class Run:
         self.best = [(math.inf, 0)] * len(ms)  # (val loss, step)
         self.metrics: list[dict] = [{} for _ in ms]
         self.tokens_per_step = self.cfg.batch_size * g0.block_size
+        self.decoder = None
 
     def fail(self, k: int, error: Exception) -> None:
         self.results[k].error = error
@@ -247,7 +248,11 @@ class Run:
         self.call(k, self.hooks[k].on_checkpoint, path, metrics)
 
     def samples(self, step: int) -> None:
-        """Members with the same sample settings are sampled together, one forward a token."""
+        """Members with the same sample settings are sampled together, one forward a token;
+        on CUDA all of them at once through a Decoder (a token: one graph launch)."""
+        if self.t.device == "cuda":
+            self.decoder_samples(step)
+            return
         by_cfg: dict[SampleConfig, list[int]] = {}
         for k in self.live():
             sc = self.t.members[k].sample
@@ -260,6 +265,22 @@ class Run:
             texts = sample_members(rows, self.params.layout, self.shape,
                                    self.t.dataset.tokenizer, sc, seeds)  # fmt: skip
             for k, text in zip(ks, texts, strict=True):
+                self.call(k, self.hooks[k].on_sample, step, text)
+
+    def decoder_samples(self, step: int) -> None:
+        live = set(self.live())
+        cfgs = [m.sample if k in live and m.sample and m.sample.max_new_tokens > 0 else None
+                for k, m in enumerate(self.t.members)]  # fmt: skip
+        if not any(cfgs):
+            return
+        if self.decoder is None:
+            capture = "graphs" in self.t.mode
+            self.decoder = Decoder(self.params.data, self.params.layout, self.shape, capture,
+                                   self.steps.notes)  # fmt: skip
+        seeds = [m.train.seed for m in self.t.members]
+        texts = self.decoder.generate(self.t.dataset.tokenizer, cfgs, seeds)
+        for k, text in enumerate(texts):
+            if text is not None:
                 self.call(k, self.hooks[k].on_sample, step, text)
 
     def finish(self, timed_steps: int, total_time: float) -> None:

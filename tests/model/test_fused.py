@@ -11,6 +11,8 @@ import torch
 from model.config import GPTConfig, SampleConfig, TrainConfig
 from model.data import Dataset
 from model.fused import FusedTrainer, Member, fuse_key, plan_groups
+from model.fused.model import Shape
+from model.fused.params import FlatParams
 from model.fused.plan import member_bytes, members_that_fit, step_flops
 from model.gpt import GPT
 from model.sample import load_checkpoint
@@ -214,6 +216,37 @@ def test_the_cuda_path_on_the_cpu(ds, tmp_path):
             abs(a - b) for (_, a), (_, b) in zip(val_losses(m.hooks), val_losses(h), strict=True)
         ]
         assert max(diff) < 1e-4
+
+
+def test_the_cuda_decoder_samples_what_sample_members_does(fp32, ds):
+    """The CUDA sampler (static buffers, one capturable call a token; here eager) against the
+    CPU one, on trained weights, with per-member settings, past block_size (32) too."""
+    from model.fused.sample import Decoder, sample_members
+
+    ms, _, _ = fp32
+    gpt = replace(ms[0].gpt, vocab_size=ds.tokenizer.vocab_size)
+    params = FlatParams(gpt, [m.train.seed for m in ms], "cpu")
+    for k, m in enumerate(ms):  # the members' best weights
+        sd = load_checkpoint(m.out_dir / "best.pt").model.state_dict()
+        params.data.detach()[k] = torch.cat([sd[s.name].reshape(-1) for s in params.slots])
+    shape = Shape(3, 2, 2, 64, ds.tokenizer.vocab_size, 32, True, False)
+    cfgs = [
+        SampleConfig(max_new_tokens=50),
+        None,
+        SampleConfig(temperature=1.2, top_k=0, max_new_tokens=20),
+    ]
+    texts = Decoder(params.data, params.layout, shape, False, []).generate(
+        ds.tokenizer, cfgs, [5, 6, 7]
+    )
+    assert texts[1] is None and [len(texts[0]), len(texts[2])] == [51, 21]
+    for k in (0, 2):
+        one = params.data.detach()[k : k + 1]
+        assert (
+            texts[k]
+            == sample_members(
+                one, params.layout, replace(shape, members=1), ds.tokenizer, cfgs[k], [5 + k]
+            )[0]
+        )
 
 
 def test_fuse_key_and_what_may_differ(ds):
