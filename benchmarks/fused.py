@@ -7,11 +7,18 @@ benchmarks/trainer.py does) so a loaded machine slows them alike. K solo runs on
 another take K times one solo run's steps, so their aggregate tokens/s is one solo run's;
 a group's is K x its batch tokens / its step time. Median of the timed steps. Then the
 peak memory per member (each setting in a child process: its peak RSS above the loaded
-data, divided by K; CUDA: max_memory_allocated / K) beside the estimate
+data, divided by K; CUDA: max_memory_allocated / K; "marginal": what each member past the
+first adds, (peak K - peak 1) / (K - 1), without the process's fixed costs) beside the estimate
 `plan_groups` uses, and what `plan_groups(fuse="auto")` picks for the shape.
 
     python benchmarks/fused.py [--shapes smoke,cpu-safe] [--ks 1,2,4,8] [--steps 8]
                                [--warmup 2] [--threads 0] [--device cpu|cuda] [--data FILE]
+    python benchmarks/fused.py --whole 8 [--whole-steps 300] [--rounds 2]
+
+--whole N: N whole smoke-profile runs (evals, samples, checkpoints; seeds 1..N) trained one
+after another by the Trainer against one fused group, in alternating rounds: the model's
+side of `sweep baseline --profile smoke --set max_steps=300 --seeds 8` fused vs --fuse off
+(the command adds MLflow logging to both).
 
 Shapes: smoke and cpu-safe (experiments/*.toml), s2 and s10 (between them: ~2 and ~10
 GFLOP a member step, where the CPU rule of model/fused/plan.py is drawn), shakespeare
@@ -41,7 +48,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from trainer import Players, TurnHook  # noqa: E402  (benchmarks/trainer.py)
 
-from model.config import GPTConfig, TrainConfig  # noqa: E402
+from model.config import GPTConfig, SampleConfig, TrainConfig  # noqa: E402
 from model.data import Dataset, resolve_corpus  # noqa: E402
 from model.fused import FusedTrainer, Member, plan_groups, step_flops  # noqa: E402
 from model.fused.plan import member_bytes  # noqa: E402
@@ -163,7 +170,8 @@ def table(args, ds, shape: str, ks: list[int]) -> None:
     if not args.no_memory:
         mem = {K: peak_mb(args, shape, K) / K for K in ks}
         mem["solo"] = peak_mb(args, shape, -1)
-    head = f"{'setting':<16}{'ms/step':>9}{'tokens/s':>11}{'vs solo':>9}{'MB/member':>11}{'est. MB':>9}"
+    head = (f"{'setting':<16}{'ms/step':>9}{'tokens/s':>11}{'vs solo':>9}{'MB/member':>11}"
+            f"{'marginal':>10}{'est. MB':>9}")  # fmt: skip
     print(head + "\n" + "-" * len(head))
     solo_tps = None
     for pl in players:
@@ -171,13 +179,54 @@ def table(args, ds, shape: str, ks: list[int]) -> None:
         K = int(pl["name"].split("=")[1]) if "=" in pl["name"] else 1
         tps = K * tok / med
         solo_tps = solo_tps or tps
-        m = "" if args.no_memory else f"{mem['solo' if '=' not in pl['name'] else K]:>11.1f}"
+        m = ""
+        if not args.no_memory:
+            total = mem["solo"] if "=" not in pl["name"] else mem[K] * K
+            extra = (
+                (mem[K] * K - mem[1]) / (K - 1)
+                if "=" in pl["name"] and K > 1 and 1 in mem
+                else None
+            )
+            m = f"{total / K:>11.1f}" + (f"{extra:>10.1f}" if extra is not None else f"{'':>10}")
         est = member_bytes(vc, cfg) / 2**20
         print(
             f"{pl['name']:<16}{med * 1e3:>9.1f}{tps:>11,.0f}{tps / solo_tps:>8.2f}x{m}{est:>9.0f}"
         )
     auto = plan_groups(8, device, vc, cfg, fuse="auto")
     print(f"plan_groups(8 runs, fuse='auto') here: {auto}")
+
+
+def whole_runs(args, ds) -> None:
+    """--whole N: N whole runs of the smoke profile (--whole-steps steps, its evals, samples
+    and checkpoints, seeds 1..N) as one fused group against one after another, alternating
+    the two --rounds times; wall time of each side."""
+    prof = tomllib.loads((ROOT / "experiments/smoke.toml").read_text())
+    gpt = GPTConfig(**prof["model"])
+    cfg = TrainConfig(**{**prof["train"], "max_steps": args.whole_steps, "threads": args.threads})
+    sample = SampleConfig(**prof["sample"])
+    times = {"one after another": [], f"fused group of {args.whole}": []}
+    for _ in range(args.rounds):
+        with tempfile.TemporaryDirectory() as d:
+            t0 = time.perf_counter()
+            for seed in range(1, args.whole + 1):
+                Trainer(gpt, replace(cfg, seed=seed), ds, out_dir=Path(d) / f"s{seed}",
+                        sample_config=sample).run()  # fmt: skip
+            times["one after another"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            ms = [Member(gpt, replace(cfg, seed=seed), Path(d) / f"f{seed}", None, sample)
+                  for seed in range(1, args.whole + 1)]  # fmt: skip
+            results = FusedTrainer(ms, ds).run()
+            assert all(r.ok for r in results)
+            times[f"fused group of {args.whole}"].append(time.perf_counter() - t0)
+    print(f"\n== {args.whole} whole smoke runs of {args.whole_steps} steps (evals every "
+          f"{cfg.eval_every}, {sample.max_new_tokens}-token samples, checkpoints), "
+          f"{args.rounds} rounds alternating; wall s")  # fmt: skip
+    base = statistics.median(times["one after another"])
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        print(
+            f"{name:<22}{med:>8.1f} s  {base / med:>5.2f}x   rounds: {', '.join(f'{t:.1f}' for t in ts)}"
+        )
 
 
 def main() -> None:
@@ -192,6 +241,9 @@ def main() -> None:
     p.add_argument("--mode", default=None, help="fused step mode (model.fused.MODES)")
     p.add_argument("--data", default=None)
     p.add_argument("--no-memory", action="store_true", help="skip the per-member memory")
+    p.add_argument("--whole", type=int, default=0, help="N whole smoke runs, fused vs not")
+    p.add_argument("--whole-steps", type=int, default=300)
+    p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -200,6 +252,9 @@ def main() -> None:
     print("$ python " + " ".join(sys.argv), flush=True)
     ds = Dataset(resolve_corpus(args.data))
     print(f"torch {torch.__version__}; corpus {ds.corpus.name}")
+    if args.whole:
+        whole_runs(args, ds)
+        return
     for shape in args.shapes.split(","):
         table(args, ds, shape, [int(k) for k in args.ks.split(",")])
 
