@@ -23,8 +23,10 @@ side of `sweep baseline --profile smoke --set max_steps=300 --seeds 8` fused vs 
 Shapes: smoke and cpu-safe (experiments/*.toml), s2 and s10 (between them: ~2 and ~10
 GFLOP a member step, where the CPU rule of model/fused/plan.py is drawn), shakespeare
 (nanoGPT's shakespeare-char: 6x384, 6 heads, block 256, batch 64, dropout 0.2) and
-mid-gpu (experiments/mid-gpu.toml) for CUDA. On CUDA the table also times a plain
-nanoGPT loop (benchmarks/trainer.py's reference model), eager and compiled.
+mid-gpu (experiments/mid-gpu.toml) for CUDA (--device cuda --shapes shakespeare,mid-gpu):
+there runs go one at a time (the GPU is the process's own), beside a plain nanoGPT loop
+(benchmarks/trainer.py's reference model) eager and compiled, each timed after its first
+10 steps (compiling, capturing), bf16.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from trainer import Players, TurnHook  # noqa: E402  (benchmarks/trainer.py)
+import trainer as bench  # noqa: E402  (benchmarks/trainer.py)
+from trainer import Players, TurnHook  # noqa: E402
 
 from model.config import GPTConfig, SampleConfig, TrainConfig  # noqa: E402
 from model.data import Dataset, resolve_corpus  # noqa: E402
@@ -196,6 +199,49 @@ def table(args, ds, shape: str, ks: list[int]) -> None:
     print(f"plan_groups(8 runs, fuse='auto') here: {auto}")
 
 
+def cuda_table(ds, shape: str, ks, steps: int = 30, device: str = "cuda", cache=None, dry=False):
+    """On CUDA (no turns: the GPU is the process's own): a plain nanoGPT loop eager and
+    compiled (benchmarks/trainer.py), then fused groups of K (K=1: the Trainer, on CUDA a
+    group of one), each timed from the end of its first 10 steps; aggregate tokens/s
+    against K runs of the Trainer one after another and against the eager loop."""
+    gpt, cfg = configs(shape, steps, device, 0, "bf16")
+    if dry:  # --cpu-dry-run of benchmarks/gpu_check.py: tiny, on the CPU
+        gpt = replace(gpt, block_size=32, n_layer=2, n_head=2, n_embed=64)
+        cfg = replace(cfg, batch_size=8)
+    tok = cfg.batch_size * gpt.block_size
+    print(f"\n== {shape}: {gpt.n_layer}x{gpt.n_embed}, {gpt.n_head} heads, block {gpt.block_size}, "
+          f"batch {cfg.batch_size}, dropout {gpt.dropout}, bf16, {bench.device_name(device)}")  # fmt: skip
+    head = f"{'setting':<24}{'ms/step':>9}{'tokens/s':>13}{'vs solo':>9}{'vs eager':>9}{'MB/member':>11}"
+    print(head + "\n" + "-" * len(head), flush=True)
+    rows, solo, eager = {}, None, None
+    settings = [("nanoGPT loop, eager", None), ("nanoGPT loop, compiled", "default")]
+    settings += [(f"fused K={K}" if K > 1 else "sweep Trainer (K=1)", K) for K in ks]
+    for name, what in settings:
+        try:
+            if isinstance(what, int):
+                r = bench.sweep_cuda_ms(gpt, cfg, ds, what, None if device == "cuda" else "eager",
+                                        steps, cache)  # fmt: skip
+                ms, K, mb = r["ms"], what, r["peak_mb"]
+            else:
+                ms, _ = bench.plain_cuda_ms(gpt, cfg, ds, what, steps, 10)
+                K, mb = 1, float("nan")
+        except Exception as e:  # a row that cannot run says why; the others still do
+            print(
+                f"{name:<24}failed: {type(e).__name__}: {str(e).splitlines()[0][:100]}", flush=True
+            )
+            continue
+        tps = K * tok / (ms / 1e3)
+        eager = eager or tps
+        if isinstance(what, int) and solo is None:
+            solo = tps if what == 1 else None
+        ratio = f"{tps / solo:>8.2f}x" if solo and isinstance(what, int) else f"{'':>9}"
+        rows[name] = {"ms": ms, "tokens_per_s": tps, "peak_mb": mb}
+        print(
+            f"{name:<24}{ms:>9.2f}{tps:>13,.0f}{ratio}{tps / eager:>8.2f}x{mb:>11.0f}", flush=True
+        )
+    return rows
+
+
 def whole_runs(args, ds) -> None:
     """--whole N: N whole runs of the smoke profile (--whole-steps steps, its evals, samples
     and checkpoints, seeds 1..N) as one fused group against one after another, alternating
@@ -256,7 +302,11 @@ def main() -> None:
         whole_runs(args, ds)
         return
     for shape in args.shapes.split(","):
-        table(args, ds, shape, [int(k) for k in args.ks.split(",")])
+        ks = [int(k) for k in args.ks.split(",")]
+        if args.device == "cuda":
+            cuda_table(ds, shape, ks, args.steps * 4)
+        else:
+            table(args, ds, shape, ks)
 
 
 if __name__ == "__main__":

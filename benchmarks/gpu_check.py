@@ -184,39 +184,17 @@ def section_recipe(ctx) -> dict:
 
 
 def section_fused(ctx) -> dict:
+    """benchmarks/fused.py's CUDA table at the shakespeare-char and mid-gpu shapes."""
+    import fused
+
     out = {}
-    mid = GPTConfig(block_size=256, n_layer=6, n_head=4, n_embed=384, dropout=0.1)
-    for name in ("shakespeare", "mid-gpu"):
-        gpt, cfg = shapes(ctx)
-        if name == "mid-gpu":
-            gpt, cfg = mid, replace(cfg, batch_size=128, lr=3e-4, beta2=0.999, weight_decay=0.01)
-            if ctx.dry:
-                gpt, cfg = (
-                    replace(gpt, block_size=32, n_layer=2, n_embed=64),
-                    replace(cfg, batch_size=8),
-                )
-        tok = cfg.batch_size * gpt.block_size
-        print(f"\n{name}: {gpt.n_layer}x{gpt.n_embed}, {gpt.n_head} heads, block {gpt.block_size}, "
-              f"batch {cfg.batch_size}; aggregate tokens/s of a group vs K runs one after another")  # fmt: skip
-        print(
-            f"{'K':>3}{'ms/step':>10}{'tokens/s':>13}{'vs solo':>9}{'MB/member':>11}{'compile s':>11}"
-        )
-        solo = None
-        for K in (1, 2, 4, 8):
-            if ctx.left() < 20:
-                print("   (out of time)")
-                break
-            try:
-                r = bench.sweep_cuda_ms(gpt, cfg, ctx.ds, K, None if ctx.device == "cuda" else "eager",
-                                        10 if ctx.dry else 30, ctx.cache)  # fmt: skip
-            except Exception as e:
-                print(f"{K:>3}  failed: {type(e).__name__}: {str(e).splitlines()[0][:120]}")
-                continue
-            tps = K * tok / (r["ms"] / 1e3)
-            solo = solo or tps
-            out[f"{name} K={K}"] = {**r, "tokens_per_s": tps}
-            print(f"{K:>3}{r['ms']:>10.2f}{tps:>13,.0f}{tps / solo:>8.2f}x{r['peak_mb']:>11.0f}"
-                  f"{r['compile_s']:>11.1f}", flush=True)  # fmt: skip
+    for shape in ("shakespeare", "mid-gpu"):
+        if ctx.left() < 40:
+            print(f"{shape}: skipped (out of time)")
+            continue
+        rows = fused.cuda_table(ctx.ds, shape, (1, 2, 4, 8), 10 if ctx.dry else 30, ctx.device,
+                                ctx.cache, ctx.dry)  # fmt: skip
+        out.update({f"{shape}: {k}": v for k, v in rows.items()})
     return out
 
 

@@ -236,11 +236,16 @@ class GPT(nn.Module):
         return idx
 
 
-def sample_next(logits, temperature: float, top_k: int | None, generator):
-    """One token per row of logits (B, V): temperature, top_k, then a seeded draw."""
+def next_probs(logits, temperature: float, top_k: int | None):
+    """Next-token probabilities per row of logits (B, V): temperature, then top_k."""
     logits = logits.float() / temperature
     if top_k:
         v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
         logits[logits < v[:, [-1]]] = -float("inf")
-    probs = F.softmax(logits, dim=-1)
+    return F.softmax(logits, dim=-1)
+
+
+def sample_next(logits, temperature: float, top_k: int | None, generator):
+    """One token per row of logits (B, V): temperature, top_k, then a seeded draw."""
+    probs = next_probs(logits, temperature, top_k)
     return torch.multinomial(probs, num_samples=1, generator=generator)

@@ -14,7 +14,7 @@ from model.config import SampleConfig
 from model.data import CharTokenizer
 from model.fused.model import Shape, cached_logits, member_logits
 from model.fused.params import Layout
-from model.gpt import sample_next
+from model.gpt import next_probs, sample_next
 from model.sample import clamp_top_k, default_prompt
 
 
@@ -48,10 +48,8 @@ def sample_members(
         else:
             logits = cached_logits(w, s, idx[:, done:], cache, done)
             done = idx.size(1)
-        nxt = [
-            sample_next(logits[k : k + 1], cfg.temperature, top_k or None, g)
-            for k, g in enumerate(gens)
-        ]
+        probs = next_probs(logits, cfg.temperature, top_k or None)  # row by row, as alone
+        nxt = [torch.multinomial(probs[k : k + 1], 1, generator=g) for k, g in enumerate(gens)]
         idx = torch.cat((idx, torch.cat(nxt)), dim=1)
     n = len(prompt)
     return [prompt + tokenizer.decode(row[n:]) for row in idx.tolist()]
