@@ -237,7 +237,9 @@ def cuda_table(ds, shape: str, ks, steps: int = 30, device: str = "cuda", cache=
         ratio = f"{tps / solo:>8.2f}x" if solo and isinstance(what, int) else f"{'':>9}"
         rows[name] = {"ms": ms, "tokens_per_s": tps, "peak_mb": mb}
         print(
-            f"{name:<24}{ms:>9.2f}{tps:>13,.0f}{ratio}{tps / eager:>8.2f}x{mb:>11.0f}", flush=True
+            f"{name:<24}{ms:>9.2f}{tps:>13,.0f}{ratio}{tps / eager:>8.2f}x"
+            + (f"{mb:>11.0f}" if mb == mb else f"{'-':>11}"),  # nan: not measured
+            flush=True,
         )
     return rows
 
