@@ -5,7 +5,7 @@ splits n same-key specs into group sizes from the memory the device has and, und
 `fuse="auto"`, only where fusing pays on this device and shape:
 
 - CPU: fuse while a member's step is at most `CPU_FUSE_MAX_GFLOP` (benchmarks/fused.py on
-  this project's 2-core AVX512-BF16 CPU, bf16, groups of 2-8 against solo runs: 1.5-2.2x at
+  this project's 2-core AVX512-BF16 CPU, bf16, groups of 2-8 against solo runs: 1.5-2.9x at
   the smoke shape, 0.35 GFLOP a step, where a step is mostly per-op overhead; 1.2-1.4x at
   2.7 GFLOP; 1.06-1.13x at 11.5 GFLOP, within the machine's noise; 0.57-0.91x at the
   CPU-safe shape, 169 GFLOP, where the CPU is busy with the matmuls already);
