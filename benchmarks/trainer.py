@@ -12,7 +12,14 @@ split, a 400-token sample at each eval, as the profile says), reference loop vs 
 Trainer with its defaults, also in turns; each side's time is the time it held the CPU.
 
     python benchmarks/trainer.py [--steps 10] [--warmup 2] [--full-steps 1000] [--data FILE]
-                                 [--compile] [--busy N] [--bf16]
+                                 [--compile] [--busy N] [--bf16] [--device cuda]
+
+--device cuda: Table C instead, a step at nanoGPT's shakespeare-char shape on the GPU (a
+plain nanoGPT loop eager, compiled and under CUDA graphs; sweep's Trainer, a fused K=1
+eager and with graphs only, the Trainer at dropout 0 (attention through SDPA's fused
+kernel instead of the explicit attention exact per-run masks need), a fused group of 8; ms a step, tokens/s, MFU against the bf16
+matmul rate measured here, warm-up/compile seconds), then the whole 5000-step recipe
+through the Trainer end to end (--full-steps 5000; 0 skips it).
 
 On the 2-core EPYC with AVX512-BF16 this project runs on, table 1 takes about 3 minutes
 and table 2 with the full 1000 steps about an hour (reference 2.3 s a step, sweep 1.1 s);
@@ -351,6 +358,215 @@ def matmul_peak(dtype: torch.dtype, reps: int = 3) -> float:
     return best
 
 
+# -- CUDA (Table C): a step at nanoGPT's shakespeare-char shape, and the whole recipe -------
+
+
+def nanogpt_shakespeare(device: str = "cuda", max_steps: int = 5000):
+    """nanoGPT's config/train_shakespeare_char.py as sweep configs (bf16)."""
+    gpt = GPTConfig(block_size=256, n_layer=6, n_head=6, n_embed=384, dropout=0.2, bias=False)
+    cfg = TrainConfig(max_steps=max_steps, batch_size=64, lr=1e-3, min_lr_ratio=0.1,
+                      weight_decay=0.1, beta1=0.9, beta2=0.99, grad_clip=1.0, warmup_steps=100,
+                      schedule="cosine", eval_every=250, eval_iters=200, amp="bf16", device=device)  # fmt: skip
+    return gpt, cfg
+
+
+def flops_per_token(gpt: GPTConfig) -> float:
+    """nanoGPT's estimate_mfu: 6 N + 12 L C T (N without the position embedding)."""
+    n = sum(p.numel() for p in RefGPT(gpt).parameters()) - gpt.block_size * gpt.n_embed
+    return 6 * n + 12 * gpt.n_layer * gpt.n_embed * gpt.block_size
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def cuda_matmul_tflops(device: str = "cuda", n: int = 8192, reps: int = 20) -> float:
+    """Measured bf16 matmul rate of this GPU (the MFU denominator); on a CPU (dry runs) a
+    small one."""
+    if device != "cuda":
+        n, reps = 512, 3
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    sync(device)
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    sync(device)
+    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e12
+
+
+def plain_cuda_ms(gpt, cfg, ds, mode: str | None, steps: int, warmup: int) -> tuple[float, float]:
+    """(ms a step, s of warm-up) of nanoGPT's loop on CUDA: RefGPT, bf16 autocast, fused
+    AdamW, clipping, batches pinned and copied asynchronously, no host sync a step; mode
+    None = eager, else torch.compile(model, mode=mode) ("default", "reduce-overhead")."""
+    gpt = replace(gpt, vocab_size=ds.tokenizer.vocab_size)
+    dev = cfg.device
+    torch.manual_seed(cfg.seed)
+    m = RefGPT(gpt).to(dev)
+    params = [p for p in m.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(
+        [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
+        lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=dev == "cuda",
+    )  # fmt: skip
+    fwd = m if mode is None else torch.compile(m, mode=None if mode == "default" else mode)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    m.train()
+    t0 = time.perf_counter()
+    for i in range(warmup + steps):
+        if i == warmup:
+            sync(dev)
+            t_warm, t0 = time.perf_counter() - t0, time.perf_counter()
+        for pg in opt.param_groups:
+            pg["lr"] = cfg.lr * lr_factor(i, cfg)
+        x, y = ds.get_batch("train", cfg.batch_size, gpt.block_size, gen, dev)
+        with torch.autocast(dev, dtype=torch.bfloat16):
+            _, loss = fwd(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), cfg.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    sync(dev)
+    return (time.perf_counter() - t0) / steps * 1e3, t_warm
+
+
+class Clock(TrainerHooks):
+    """(time, step) at each host check (every 10 steps on CUDA, after a sync)."""
+
+    def __init__(self):
+        self.marks: list[tuple[float, int]] = []
+
+    def on_step(self, step, loss, tokens_per_s):
+        self.marks.append((time.perf_counter(), step))
+
+
+def sweep_cuda_ms(gpt, cfg, ds, K: int, mode: str | None, steps: int, cache=None) -> dict:
+    """ms a step of a fused group of K on CUDA (K=1 with mode None: the Trainer's own path),
+    timed from the end of the first 10 steps (compiling, capturing) to the last check."""
+    from model.fused import FusedTrainer, Member
+
+    cfg = replace(cfg, max_steps=10 + steps, eval_every=10 + steps, eval_iters=2)
+    clock = Clock()
+    with tempfile.TemporaryDirectory() as d:
+        if K == 1 and mode is None:
+            t = Trainer(gpt, cfg, ds, out_dir=Path(d), hooks=clock)
+            t.step_cache = cache
+            summary = t.run()
+        else:
+            ms = [Member(replace(gpt), replace(cfg, seed=cfg.seed + k), Path(d) / str(k))
+                  for k in range(K)]  # fmt: skip
+            ms[0].hooks = clock
+            r = FusedTrainer(ms, ds, mode=mode, cache=cache).run()[0]
+            if r.error is not None:
+                raise r.error
+            summary = r.summary
+    (t0, s0), (t1, s1) = clock.marks[0], clock.marks[-1]
+    return {"ms": (t1 - t0) / (s1 - s0) * 1e3, "compile_s": summary["compile_s"],
+            "peak_mb": summary["peak_mem_mb"]}  # fmt: skip
+
+
+def cuda_table(ds, steps=50, warmup=15, gpt=None, cfg=None, rows=None, cache=None) -> list:
+    """Table C rows: (setting, ms a step, tokens/s, MFU, warm-up/compile s). `rows` limits
+    them (names as below); a row that fails is printed with its error and skipped."""
+    from model.fused import StepCache
+
+    default_gpt, default_cfg = nanogpt_shakespeare()
+    gpt, cfg = gpt or default_gpt, cfg or default_cfg
+    dev = cfg.device
+    peak = cuda_matmul_tflops(dev)
+    fpt = flops_per_token(replace(gpt, vocab_size=ds.tokenizer.vocab_size))
+    tok = cfg.batch_size * gpt.block_size
+    cache = cache or StepCache()
+    settings = {
+        "nanoGPT loop, eager": lambda: (*plain_cuda_ms(gpt, cfg, ds, None, steps, warmup), 1),
+        "nanoGPT loop, compiled": lambda: (*plain_cuda_ms(gpt, cfg, ds, "default", steps, warmup), 1),
+        "nanoGPT loop, CUDA graphs": lambda: (*plain_cuda_ms(gpt, cfg, ds, "reduce-overhead", steps, warmup), 1),
+        "sweep Trainer": lambda: sweep_row(gpt, cfg, ds, 1, None, steps, cache),
+        "fused K=1, eager": lambda: sweep_row(gpt, cfg, ds, 1, "eager", steps, None),
+        "fused K=1, graphs only": lambda: sweep_row(gpt, cfg, ds, 1, "graphs", steps, None),
+        "sweep Trainer, dropout 0": lambda: sweep_row(
+            replace(gpt, dropout=0.0), cfg, ds, 1, None, steps, cache
+        ),  # SDPA's fused attention: what exact per-run attention dropout costs
+        "fused K=8": lambda: sweep_row(gpt, cfg, ds, 8, None, steps, cache),
+    }  # fmt: skip
+    out = []
+    print(f"\nTable C: {gpt.n_layer}x{gpt.n_embed}, {gpt.n_head} heads, block {gpt.block_size}, "
+          f"batch {cfg.batch_size}, dropout {gpt.dropout}, bf16; {device_name(dev)}; "
+          f"bf16 matmul measured {peak:.0f} TFLOP/s; {fpt / 1e6:.1f} MFLOP a token")  # fmt: skip
+    head = f"{'setting':<28}{'ms/step':>9}{'tokens/s':>13}{'MFU':>7}{'warm-up s':>11}"
+    print(head + "\n" + "-" * len(head), flush=True)
+    for name, fn in settings.items():
+        if rows is not None and name not in rows:
+            continue
+        try:
+            ms, warm, K = fn()
+        except Exception as e:  # a row that cannot run says why; the others still do
+            print(
+                f"{name:<28}failed: {type(e).__name__}: {str(e).splitlines()[0][:120]}", flush=True
+            )
+            continue
+        tps = K * tok / (ms / 1e3)
+        out.append((name, ms, tps, fpt * tps / (peak * 1e12), warm))
+        print(f"{name:<28}{ms:>9.2f}{tps:>13,.0f}{out[-1][3]:>7.1%}{warm:>11.1f}", flush=True)
+    return out
+
+
+def device_name(device: str) -> str:
+    return torch.cuda.get_device_name() if device == "cuda" else "CPU (dry run)"
+
+
+def sweep_row(gpt, cfg, ds, K, mode, steps, cache):
+    if cfg.device != "cuda" and mode is not None:  # a dry run on the CPU: no graphs there
+        mode = {"compile+graphs": "compile", "graphs": "eager"}.get(mode, mode)
+    r = sweep_cuda_ms(gpt, cfg, ds, K, mode, steps, cache)
+    return r["ms"], r["compile_s"], K
+
+
+def recipe(
+    ds, max_steps=5000, device="cuda", sample_tokens=400, gpt=None, cfg=None, cache=None
+) -> dict:
+    """The whole recipe through the Trainer: evals every 250 steps (200 batches a split),
+    a sample at each; wall time end to end, with its compile time apart."""
+    default_gpt, default_cfg = nanogpt_shakespeare(device, max_steps)
+    gpt, cfg = gpt or default_gpt, cfg or default_cfg
+
+    class Timer(TrainerHooks):
+        def __init__(self):
+            self.evals, self.samples = [], 0
+
+        def on_eval(self, step, metrics):
+            self.evals.append((step, metrics["val_loss"]))
+
+        def on_sample(self, step, text):
+            self.samples += 1
+
+    h = Timer()
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as d:
+        t = Trainer(gpt, cfg, ds, out_dir=Path(d), hooks=h,
+                    sample_config=SampleConfig(max_new_tokens=sample_tokens))  # fmt: skip
+        t.step_cache = cache
+        s = t.run()
+    wall = time.perf_counter() - t0
+    train_s = cfg.max_steps * cfg.batch_size * gpt.block_size / s["tokens_per_s"]
+    return {"wall_s": wall, "compile_s": s["compile_s"], "train_s": train_s,
+            "best_val_loss": s["best_val_loss"], "best_step": s["best_step"],
+            "evals": len(h.evals), "samples": h.samples, "peak_mem_mb": s["peak_mem_mb"]}  # fmt: skip
+
+
+def run_cuda(args, ds) -> None:
+    cuda_table(ds, steps=args.steps * 5, warmup=15)
+    if args.full_steps > 0:
+        r = recipe(ds, args.full_steps)
+        print(f"\nRecipe: {args.full_steps} steps through the Trainer, evals every 250 (200 batches "
+              f"a split) and 400-token samples: {r['wall_s']:.1f} s end to end, of which compiling "
+              f"and capturing {r['compile_s']:.1f} s and training steps {r['train_s']:.1f} s; best "
+              f"val {r['best_val_loss']:.4f} at step {r['best_step']}")  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=10, help="timed steps per setting (median)")
@@ -381,6 +597,13 @@ def main() -> None:
         default=0,
         help="run N busy-looping processes meanwhile (a loaded machine: threads matter)",
     )
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="cuda: Table C (a step at nanoGPT's shakespeare-char shape: plain loop eager, "
+        "compiled, CUDA graphs; sweep's Trainer and fused groups; MFU) and the 5000-step "
+        "recipe end to end (--full-steps)",
+    )
     args = p.parse_args()
     print("$ python " + " ".join(sys.argv), flush=True)
 
@@ -397,6 +620,9 @@ def run(args) -> None:
     if corpus.notice:
         print(corpus.notice, file=sys.stderr)
     ds = Dataset(corpus)
+    if args.device == "cuda":
+        run_cuda(args, ds)
+        return
     prof = tomllib.loads(Path(args.profile).read_text())
     gpt = GPTConfig(**prof["model"])
     sample = SampleConfig(**prof.get("sample", {}))

@@ -84,6 +84,31 @@ def test_generate_top_k_above_vocab_and_crop():
     assert torch.equal(out, again)
 
 
+def full_context_generate(m, idx, n, temperature, top_k, generator):
+    """The sampler before the key/value cache: the whole (cropped) context every token."""
+    from model.gpt import sample_next
+
+    with torch.no_grad():
+        for _ in range(n):
+            logits, _ = m(idx[:, -m.config.block_size :])
+            idx = torch.cat((idx, sample_next(logits[:, -1], temperature, top_k, generator)), 1)
+    return idx
+
+
+@pytest.mark.parametrize("prompt_len", [1, 5, 20])  # 20: longer than block_size already
+def test_kv_cache_samples_what_the_full_context_does(prompt_len):
+    """Same text for a fixed seed, before and past block_size (16): logits differ by float
+    rounding only, so a draw changes only if it falls within ~1e-7 of a boundary."""
+    torch.manual_seed(0)
+    m = GPT(TINY).eval()
+    idx = torch.randint(11, (2, prompt_len))
+    for seed in range(5):
+        for top_k in (None, 3):
+            new = m.generate(idx, 30, 0.8, top_k, torch.Generator().manual_seed(seed))
+            old = full_context_generate(m, idx, 30, 0.8, top_k, torch.Generator().manual_seed(seed))
+            assert torch.equal(new, old), (seed, top_k)
+
+
 def test_top_k_1_is_greedy():
     torch.manual_seed(0)
     m = GPT(TINY).eval()
