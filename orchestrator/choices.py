@@ -46,6 +46,14 @@ class Pruner(Choice):
     NONE = "none"
 
 
+class Fuse(Choice):
+    """Whether same-shape runs of a command train as one fused group (model/fused/)."""
+
+    AUTO = "auto"  # where the benchmark says it pays on this device and shape
+    ON = "on"  # wherever memory allows
+    OFF = "off"  # every run alone
+
+
 class Launcher(Choice):
     """Where runs train: on this machine, or as the tasks of a Slurm job array."""
 

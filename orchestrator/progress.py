@@ -48,6 +48,7 @@ class Progress:
         self._t0 = 0.0
         self._bar = None
         self._task = None
+        self._runs = 1
 
     # -- messages ------------------------------------------------------------------------
     def say(self, message: str) -> None:
@@ -63,11 +64,15 @@ class Progress:
 
     def _prefix(self) -> str:
         if self.sweep_total > 1:
-            return f"[{self.sweep_index}/{self.sweep_total}] {self._name}"
+            first = self.sweep_index - self._runs + 1
+            at = f"{first}-{self.sweep_index}" if self._runs > 1 else str(self.sweep_index)
+            return f"[{at}/{self.sweep_total}] {self._name}"
         return self._name
 
-    def run_start(self, name: str, max_steps: int) -> None:
-        self.sweep_index += 1
+    def run_start(self, name: str, max_steps: int, runs: int = 1) -> None:
+        """A run starts, or `runs` runs trained together (a fused group) under `name`."""
+        self._runs = runs
+        self.sweep_index += runs
         self._name = name
         self._max_steps = max_steps
         self._t0 = time.perf_counter()
@@ -91,6 +96,13 @@ class Progress:
             )
             self._last_draw = 0.0
 
+    def group_start(self, name: str, members: list[str], max_steps: int) -> None:
+        """Runs trained together as one fused model start: one line names them, one bar."""
+        self.run_start(name, max_steps, runs=len(members))
+        self.say(
+            f"{self._prefix()}: {len(members)} runs trained as one model ({', '.join(members)})"
+        )
+
     def _eta_s(self, step: int) -> float:
         elapsed = time.perf_counter() - self._t0
         return elapsed / step * (self._max_steps - step) if step else math.nan
@@ -105,10 +117,11 @@ class Progress:
             self._last_draw = now
             self._bar.refresh()
 
-    def eval(self, step: int, metrics: dict[str, float]) -> None:
+    def eval(self, step: int, metrics: dict[str, float], who: str | None = None) -> None:
+        """An eval line; `who`: the member of a fused group it is of."""
         ppl = metrics.get("val_ppl", math.nan)
         self.say(
-            f"{self._prefix()} step {step}/{self._max_steps}: "
+            f"{who or self._prefix()} step {step}/{self._max_steps}: "
             f"train {metrics.get('train_loss', math.nan):.4f} "
             f"val {metrics.get('val_loss', math.nan):.4f} (ppl {ppl:.2f}) "
             f"{metrics.get('tokens_per_s', 0.0):,.0f} tok/s, eta {_eta(self._eta_s(step))}"

@@ -113,12 +113,14 @@ class FusedTrainer:
         self.optimizer = optimizer
         self.params: FlatParams | None = None
         self.notes: list[str] = []
+        self.last_run: Run | None = None  # after an interrupt: which members had failed
 
     def run(self) -> list[MemberResult]:
         previous = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
-            return Run(self).loop()
+            self.last_run = Run(self)
+            return self.last_run.loop()
         finally:
             torch.set_num_threads(previous)
 

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
+from ..choices import Fuse
 from ..results.export import PrintedFormat
 from .launch import Launch
 
@@ -124,6 +125,26 @@ Retrain = Annotated[
         "--retrain",
         help="Train every run anew, even one whose config, seed, corpus and code a finished run "
         "of the experiment already trained (by default that run is reused and linked).",
+    ),
+]
+FuseOption = Annotated[
+    Fuse,
+    typer.Option(
+        "--fuse",
+        case_sensitive=False,
+        help="Train same-shape runs (seeds, values of dropout, lr, weight decay, warmup, "
+        "schedule, clipping, betas) as one fused model: auto = where it pays on this device "
+        "and shape (on the CPU: small models only), on = wherever memory allows, off = each "
+        "run alone. Each member is still its own MLflow run (tag sweep.fused_group).",
+    ),
+]
+FuseMax = Annotated[
+    int | None,
+    typer.Option(
+        "--fuse-max",
+        min=1,
+        max=1024,
+        help="At most this many runs in one fused group (default: what memory allows).",
     ),
 ]
 Register = Annotated[
@@ -290,6 +311,8 @@ def _env(
     retrain: bool = False,
     create: bool = True,
     launch: Launch | None = None,
+    fuse: Fuse = Fuse.AUTO,
+    fuse_max: int | None = None,
 ):
     """What a training command's runs share (built once per command): the store (with runs
     dead processes left RUNNING ended first), progress on stderr, the run-only settings,
@@ -301,4 +324,12 @@ def _env(
     tracker = _tracker(experiment, tracking_uri, create=create, writes=True)
     _signals_as_interrupt()
     where = (launch or Launch()).env_options()
-    return command_env(tracker, Progress(), threads=threads, retrain=retrain, **where)
+    return command_env(
+        tracker,
+        Progress(),
+        threads=threads,
+        retrain=retrain,
+        fuse=str(fuse),
+        fuse_max=fuse_max,
+        **where,
+    )

@@ -8,7 +8,7 @@ import typer
 
 from model.config import MAX_SEED
 
-from ..choices import Pruner, Sampler
+from ..choices import Fuse, Pruner, Sampler
 from ..results.export import PrintedFormat
 from ..tracking.schema import DEFAULT_EXPERIMENT, RunState
 from .common import (
@@ -16,6 +16,8 @@ from .common import (
     Alpha,
     BaselineId,
     Experiment,
+    FuseMax,
+    FuseOption,
     Margin,
     PrintFormat,
     Register,
@@ -56,6 +58,8 @@ def baseline(
     ] = None,
     threads: Threads = None,
     retrain: Retrain = False,
+    fuse: FuseOption = Fuse.AUTO,
+    fuse_max: FuseMax = None,
     register: Register = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
@@ -68,7 +72,7 @@ def baseline(
     if threads is not None:
         overrides["threads"] = str(threads)
     cfg = build(profile, overrides, data)
-    env = _env(experiment, tracking_uri, retrain=retrain)
+    env = _env(experiment, tracking_uri, retrain=retrain, fuse=fuse, fuse_max=fuse_max)
     result = record_baseline(env, cfg, seeds)
     tracker = env.tracker
     typer.echo(f"baseline run {result.run_id} in experiment '{experiment}' ({tracker.uri})")
@@ -118,6 +122,8 @@ def ablate(
     baseline_id: BaselineId = None,
     threads: Threads = None,
     retrain: Retrain = False,
+    fuse: FuseOption = Fuse.AUTO,
+    fuse_max: FuseMax = None,
     register: Register = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
@@ -130,7 +136,14 @@ def ablate(
 
     check_settings(margin, alpha)
     env = _env(
-        experiment, tracking_uri, threads=threads, retrain=retrain, create=False, launch=launch
+        experiment,
+        tracking_uri,
+        threads=threads,
+        retrain=retrain,
+        create=False,
+        launch=launch,
+        fuse=fuse,
+        fuse_max=fuse_max,
     )
     result = run_ablation(
         env,
@@ -214,6 +227,8 @@ def search(
     baseline_id: BaselineId = None,
     threads: Threads = None,
     retrain: Retrain = False,
+    fuse: FuseOption = Fuse.AUTO,
+    fuse_max: FuseMax = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
     fmt: PrintFormat = PrintedFormat.TABLE,
@@ -225,7 +240,14 @@ def search(
 
     _check_confirm(confirm, trials, launch)  # before anything trains
     env = _env(
-        experiment, tracking_uri, threads=threads, retrain=retrain, create=False, launch=launch
+        experiment,
+        tracking_uri,
+        threads=threads,
+        retrain=retrain,
+        create=False,
+        launch=launch,
+        fuse=fuse,
+        fuse_max=fuse_max,
     )
     result = run_search(
         env,
@@ -307,6 +329,8 @@ def confirm(
     alpha: Alpha = None,
     threads: Threads = None,
     retrain: Retrain = False,
+    fuse: FuseOption = Fuse.AUTO,
+    fuse_max: FuseMax = None,
     register: Register = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
     tracking_uri: TrackingUri = None,
@@ -316,7 +340,14 @@ def confirm(
     """Re-train a search's top trials on seeds the search never trained, until each is decided: no winner's curse."""
     check_settings(margin, alpha)
     env = _env(
-        experiment, tracking_uri, threads=threads, retrain=retrain, create=False, launch=launch
+        experiment,
+        tracking_uri,
+        threads=threads,
+        retrain=retrain,
+        create=False,
+        launch=launch,
+        fuse=fuse,
+        fuse_max=fuse_max,
     )
     parent_id = _confirm(env, sweep, top, seeds, margin, alpha, fmt, max_seeds)
     if register:

@@ -73,6 +73,8 @@ class RunEnv:
     retrain: bool = False  # train again what a finished run of another sweep already has
     expect_sha256: str | None = None  # the baseline's corpus: anything else is refused
     launcher: Launcher | None = None  # where runs train: None here, else Slurm jobs
+    fuse: str = "auto"  # same-shape runs as one fused group: auto (where it pays), on, off
+    fuse_max: int | None = None  # members a group may have at most (None: what memory allows)
     _datasets: dict[str | None, Dataset] = field(default_factory=dict, repr=False)
     _prepared: dict[tuple[str, int], Prepared] = field(default_factory=dict, repr=False)
 

@@ -1,4 +1,5 @@
-"""How the specs of one command train on this machine: one after another.
+"""How the specs of one command train on this machine: same-shape specs as fused groups
+(execution/fused.py, where `--fuse` and the device say it pays), the rest one after another.
 
 A plan hands its specs to the sweep, the sweep hands the ones that need training here,
 with `open_run`: called right before a spec trains, it creates the spec's run (or says that
@@ -23,8 +24,16 @@ def run_specs(env: RunEnv, specs: Sequence[RunSpec], open_run: OpenRun) -> list[
         from .slurm_runs import run_specs_on_slurm
 
         return run_specs_on_slurm(env, specs, open_run)
-    outcomes: list[Outcome] = []
-    for spec in specs:
-        opened = open_run(spec)
-        outcomes.append(opened if isinstance(opened, Outcome) else train(env, opened))
-    return outcomes
+    from .fused import groups, train_group
+
+    outcomes: dict[int, Outcome] = {}
+    for group in groups(env, specs):
+        if len(group) == 1:
+            opened = open_run(specs[group[0]])
+            outcomes[group[0]] = opened if isinstance(opened, Outcome) else train(env, opened)
+            continue
+        for i, out in zip(
+            group, train_group(env, [specs[i] for i in group], open_run), strict=True
+        ):
+            outcomes[i] = out
+    return [outcomes[i] for i in range(len(specs))]

@@ -91,15 +91,18 @@ class RunLogger(TrainerHooks):
         self.step_width = len(str(max(max_steps, 1)))
         self.best: Path | None = None
         self.last_step: int | None = None
+        self.show_steps = True  # a fused group's members: only the first moves the bar
+        self.who: str | None = None  # a fused member's name on its eval lines
 
     def on_step(self, step: int, loss: float, tokens_per_s: float) -> None:
-        self.progress.step(step, loss, tokens_per_s)
+        if self.show_steps:
+            self.progress.step(step, loss, tokens_per_s)
 
     def on_eval(self, step: int, metrics: dict[str, float]) -> None:
         self.last_step = step
         finite = {k: v for k, v in metrics.items() if math.isfinite(v)}
         self.tracker.log_metrics(self.run_id, finite, step, synchronous=False)
-        self.progress.eval(step, metrics)
+        self.progress.eval(step, metrics, who=self.who)
 
     def on_checkpoint(self, path: Path, metrics: dict[str, float]) -> None:
         self.best = Path(path)

@@ -157,7 +157,12 @@ def render(table: Table, fmt: str) -> str | bytes:
     if fmt == "csv":
         import csv
 
-        return typed_frame(table).to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC)
+        df = typed_frame(table)
+        # booleans as quoted text ("True"): unquoted, a QUOTE_NONNUMERIC reader takes them
+        # for numbers and fails; pandas still reads the column back as bool
+        for col in df.select_dtypes(include="bool").columns:
+            df[col] = df[col].map(str)
+        return df.to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC)
     if fmt == "json":
         return typed_frame(table).to_json(orient="records", indent=2)
     if fmt == "html":

@@ -28,11 +28,14 @@ def command_env(
     slurm: Mapping[str, Any] | None = None,
     slurm_profile: str | None = None,
     detach: bool = False,
+    fuse: str = "auto",
+    fuse_max: int | None = None,
 ) -> RunEnv:
     """What every run of one command shares, built once per command (the CLI's door to the
-    execution layer, which only sweeps/ imports). `launcher`: where runs train, "local" or
-    "slurm" (then `slurm`: the flags' SlurmOptions fields, over `slurm_profile`'s [slurm]
-    table; `detach`: a search returns once its jobs are submitted)."""
+        execution layer, which only sweeps/ imports). `launcher`: where runs train, "local" or
+        "slurm" (then `slurm`: the flags' SlurmOptions fields, over `slurm_profile`'s [slurm]
+        table; `detach`: a search returns once its jobs are submitted); `fuse`, `fuse_max`: how
+    same-shape runs train together (execution/fused.py)."""
     from ..execution.env import RunEnv
 
     where = None
@@ -40,4 +43,12 @@ def command_env(
         from ..execution.slurm_runs import slurm_launcher
 
         where = slurm_launcher(tracker, slurm or {}, slurm_profile, detach=detach)
-    return RunEnv(tracker, progress, threads=threads, retrain=retrain, launcher=where)
+    return RunEnv(
+        tracker,
+        progress,
+        threads=threads,
+        retrain=retrain,
+        launcher=where,
+        fuse=fuse,
+        fuse_max=fuse_max,
+    )

@@ -96,7 +96,8 @@ def record_baseline(env: RunEnv, cfg: RunConfig, seeds: int = 1) -> BaselineResu
         RunSpec(cfg.replace(seed=s), f"baseline/seed={s}", {T.TAG_ROLE: Role.BASELINE_SEED})
         for s in seed_values
     ]
-    outcomes = sweep.train(specs)
+    with sweep.guard():  # Ctrl-C, SIGTERM, SIGHUP: the parent ends KILLED with its seeds
+        outcomes = sweep.train(specs)
     done = [o for o in outcomes if o.state.has_result]
     if done:
         log_seed_summary(env.tracker, sweep.run_id, [o.summary for o in done], 0)

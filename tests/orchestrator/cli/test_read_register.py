@@ -15,7 +15,7 @@ def registered(tracker, name: str):
     return sorted(versions, key=lambda v: int(v.version))
 
 
-def test_best_register_logs_and_registers_the_best_checkpoint(store, corpus_path):
+def test_best_register_logs_and_registers_the_best_checkpoint(store, corpus_path, monkeypatch):
     import mlflow
     import pandas as pd
 
@@ -33,7 +33,8 @@ def test_best_register_logs_and_registers_the_best_checkpoint(store, corpus_path
     assert r.exit_code == 0, r.output
     assert re.search(r"registered baseline \(\w+\) as models:/tiny-gpt/2 ", r.output), r.output
     assert [int(v.version) for v in registered(tracker, "tiny-gpt")] == [1, 2]
-    mlflow.set_tracking_uri(store)
+    # through the environment: mlflow.set_tracking_uri would stay set for later tests
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     model = mlflow.pyfunc.load_model("models:/tiny-gpt/2")
     out = model.predict(pd.DataFrame({"prompt": ["ROMEO:"], "max_new_tokens": [5], "seed": [1]}))
     assert out["text"][0].startswith("ROMEO:") and len(out["text"][0]) == len("ROMEO:") + 5

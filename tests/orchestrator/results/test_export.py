@@ -188,7 +188,8 @@ def test_value_is_text_and_whole_numbers_stay_whole_in_every_file_format(smoke_s
         rows = list(csv.reader(f, quoting=csv.QUOTE_NONNUMERIC))
     header, first = rows[0], rows[1]
     assert first[header.index("value")] == "0.0"  # quoted: text, not the number 0.0
-    raw = paths["csv"].read_text().splitlines()[1].split(",")
+    with open(paths["csv"], newline="") as f:
+        raw = list(csv.reader(f))[1]  # the cells as written
     assert raw[header.index("best_step")] == "30" and raw[header.index("params")].isdigit()
     records = json.loads(paths["json"].read_text())
     assert {type(r["value"]) for r in records} == {str}

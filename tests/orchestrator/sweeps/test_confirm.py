@@ -98,7 +98,7 @@ def test_confirm_adds_fresh_seeds_until_each_row_is_decided(searched):
     said = out.getvalue()
     # said before anything trained: the plan and at most how many runs
     plan = said.index("then fresh seeds one at a time for the rows still undecided, up to 4")
-    assert plan < said.index("at most") < said.index("[1/")
+    assert plan < said.index("at most") < said.index("[1")  # [1/3] alone, [1-3/3] fused
     assert result.seeds == [2, 3, 4]  # the search trained seed 1 only
     table = sweep_table(tracker, tracker.get_run(result.parent_id))
     (row,) = table.variants

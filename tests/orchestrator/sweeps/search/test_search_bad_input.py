@@ -45,8 +45,8 @@ SPACES = {
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--seed", "-1"], "--seed must be an integer in [0, 4294967295] (got -1)"),
-        (["--seed", "4294967296"], "--seed must be an integer in [0, 4294967295]"),
+        (["--seed", "-1"], "'--seed': Input should be greater than or equal to 0"),
+        (["--seed", "4294967296"], "'--seed': Input should be less than or equal to 4294967295"),
         (["--timeout", "nan"], "--timeout must be a finite number of seconds > 0 (got nan)"),
         (["--timeout", "inf"], "--timeout must be a finite number of seconds > 0 (got inf)"),
         (["--timeout", "0"], "--timeout must be a finite number of seconds > 0"),
