@@ -132,7 +132,8 @@ def test_two_processes_join_one_study_on_postgresql(
 def test_a_worker_killed_mid_trial_is_failed_by_heartbeat_retried_and_its_run_killed(
     tmp_path, mlflow_server_pg, optuna_db, corpus_path
 ):
-    tracker, space = setup(tmp_path, mlflow_server_pg, corpus_path, max_steps=32)
+    # 200 steps: the victim is still mid-trial when the SIGKILL comes, even on a loaded machine
+    tracker, space = setup(tmp_path, mlflow_server_pg, corpus_path, max_steps=200)
     n = 4
     victim, log_v = launch(tmp_path, "victim", mlflow_server_pg, optuna_db, space, n)
     # wait until the victim trains a trial and has logged at least one eval
@@ -148,10 +149,10 @@ def test_a_worker_killed_mid_trial_is_failed_by_heartbeat_retried_and_its_run_ki
                 break
         time.sleep(0.1)
     assert killed_run is not None, "the victim never got mid-trial"
-    survivor = launch(tmp_path, "survivor", mlflow_server_pg, optuna_db, space, n)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait(30)
     log_v.close()
+    survivor = launch(tmp_path, "survivor", mlflow_server_pg, optuna_db, space, n)
     assert finish([survivor]) == [0], (tmp_path / "survivor.log").read_text()
 
     study = optuna.load_study(study_name="shared", storage=optuna_db)
