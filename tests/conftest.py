@@ -5,9 +5,18 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import signal
 from pathlib import Path
 
 import pytest
+
+# A shell without job control (`bash .ci/run &` from a script, nohup) starts its background
+# jobs with SIGINT ignored, and a process that starts with SIGINT ignored passes that on to
+# every process it starts: the tests' Ctrl-C would reach nobody. Restore it here, so each
+# `sweep` process a test starts gets Python's KeyboardInterrupt as from a terminal (the
+# tests of a SIGINT-ignoring parent ignore it themselves).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # One torch thread in tests and in the `sweep` processes they start: the tensors are tiny,
 # and on a small shared machine OpenMP threads waiting on each other cost far more than
