@@ -144,7 +144,10 @@ def test_a_worker_killed_mid_trial_is_failed_by_heartbeat_retried_and_its_run_ki
         for run in tracker.search(
             f"tags.`{T.TAG_ROLE}` = 'search-trial' and attributes.status = 'RUNNING'"
         ):
-            if run.tags.get(T.TAG_PID) == str(victim.pid) and "val_loss" in run.metrics:
+            # trial 0 is the baseline's point: its run is a link, RUNNING for the moment
+            # it takes to copy the baseline's curves in, never trained
+            mine = run.tags.get(T.TAG_PID) == str(victim.pid) and run.tags.get(T.TAG_TRIAL) != "0"
+            if mine and "val_loss" in run.metrics:
                 killed_run = run
                 break
         time.sleep(0.1)

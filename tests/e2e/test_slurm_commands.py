@@ -11,6 +11,8 @@ environment (sbatch --export=ALL): SWEEP_HEARTBEAT_S=1 reaches them."""
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import signal
 import subprocess
@@ -300,7 +302,7 @@ def test_detach_returns_at_once_then_table_shows_the_finished_study_and_confirm_
     where = ["--tracking-uri", recorded.uri, "--experiment", recorded.experiment_name]
     code, table = run("table", "--sweep", parent.run_id, "--format", "csv", *where)
     assert code == 0, table
-    rows = [line.split(",")[1] for line in table.strip().splitlines()[1:]]
+    rows = [row[1] for row in list(csv.reader(io.StringIO(table.strip())))[1:]]
     assert rows[0] == "baseline" and len(rows) == 7, rows
     assert sorted(r.split(":")[0] for r in rows[1:]) == [f"trial-{i}" for i in range(6)]
     # the last worker closed the parent run, with its table

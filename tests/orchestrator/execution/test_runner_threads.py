@@ -55,12 +55,14 @@ def test_auto_threads_leave_the_cpus_a_busy_neighbour_holds():
     """A real neighbour: `cpus` processes spinning on this process's CPUs. Auto then takes
     one thread (the load leaves no core free), where an idle machine gives more."""
     cpus = usable_cpus()
-    spin = "import time\nt=time.time()+30\nwhile time.time()<t: pass\n"
+    spin = "import time\nt=time.time()+120\nwhile time.time()<t: pass\n"
     procs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(cpus)]
     try:
         import time
 
-        deadline = time.monotonic() + 20
+        # the 1-minute load average climbs towards `cpus` with a one-minute time constant:
+        # from an idle machine it needs about 80 s to pass cpus - 0.5
+        deadline = time.monotonic() + 100
         while busy_cpus() < cpus - 0.5 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert busy_cpus() >= cpus - 0.5, busy_cpus()
