@@ -69,3 +69,13 @@ def first_line(e: BaseException) -> str:
     """The first line of an exception's message ('' when it has none)."""
     text = str(e).strip()
     return text.splitlines()[0] if text else ""
+
+
+def stop_reason(e: BaseException) -> str:
+    """Why a run ended, as its `sweep.reason` tag says it: "interrupted (Ctrl-C)",
+    "terminated (SIGTERM)" (a signal the command turned into Interrupted), else the error."""
+    if isinstance(e, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    if isinstance(e, Interrupted):
+        return f"terminated ({e})"
+    return f"{type(e).__name__}: {first_line(e)}"

@@ -167,8 +167,10 @@ def drop_database(admin_url: str, name: str) -> None:
     try:
         with conn.cursor() as cur:
             cur.execute(
+                # this user's sessions only: a superuser's (autovacuum) cannot be ended
+                # here, and DROP ... WITH (FORCE) below ends what is left
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                "WHERE datname = %s AND pid <> pg_backend_pid() AND usename = current_user",
                 (name,),
             )
             try:

@@ -22,7 +22,7 @@ from pathlib import Path
 from model.train import DivergenceError
 
 from .. import tracking as T
-from ..errors import Interrupted, StoreError, first_line
+from ..errors import Interrupted, StoreError, first_line, stop_reason
 from ..tracking import RunState
 from .env import WORKDIR_PREFIX, RunEnv
 from .runner import HookList, RunLogger, config_json, finish, log_summary, record_start
@@ -122,10 +122,7 @@ class Group:
         try:
             results = trainer.run()
         except (KeyboardInterrupt, Interrupted) as e:
-            why = (
-                "interrupted (Ctrl-C)" if isinstance(e, KeyboardInterrupt) else f"terminated ({e})"
-            )
-            self.end_all(RunState.KILLED, why, trainer)
+            self.end_all(RunState.KILLED, stop_reason(e), trainer)
             raise
         except BaseException as e:
             self.end_all(RunState.FAILED, f"{type(e).__name__}: {first_line(e)}", trainer)

@@ -24,7 +24,7 @@ from model.train import TRAIN_CODE_VERSION, DivergenceError, Trainer, TrainerHoo
 from .. import provenance
 from .. import tracking as T
 from ..config import RunConfig
-from ..errors import Interrupted, StoreError, first_line
+from ..errors import Interrupted, StoreError, first_line, stop_reason
 from ..tracking import RunState
 from .env import WORKDIR_PREFIX, Prepared, RunEnv
 from .spec import Outcome, RunSpec
@@ -218,7 +218,7 @@ def _run(env: RunEnv, trainer: Trainer, logger: RunLogger, spec: RunSpec) -> Out
         state, reason = RunState.FAILED, str(e)
         env.tracker.set_tags(run_id, {T.TAG_FAILED_STEP: str(e.step)})
     except (KeyboardInterrupt, Interrupted) as e:
-        reason = "interrupted (Ctrl-C)" if isinstance(e, KeyboardInterrupt) else f"terminated ({e})"
+        reason = stop_reason(e)
         finish(env, logger, run_id, RunState.KILLED, reason)
         env.progress.run_end(name, RunState.KILLED, {}, reason)
         raise

@@ -313,7 +313,8 @@ def test_detach_returns_at_once_then_table_shows_the_finished_study_and_confirm_
     assert code == 0 and "search:on-slurm" in line and " complete " in line, listing
 
     # its best trial confirmed on the two baseline seeds it never ran, each run a task
-    args = ["confirm", "--sweep", parent.run_id, "--top", "1", "--seeds", "2"]
+    # (--max-seeds 2: no seed added one at a time after them, each such look another array)
+    args = ["confirm", "--sweep", parent.run_id, "--top", "1", "--seeds", "2", "--max-seeds", "2"]
     code, out = run(*args, "--launcher", "slurm", *where)
     assert code == 0, out
     array = array_of(out)

@@ -18,7 +18,7 @@ from model.errors import ConfigError
 from model.train import TrainerHooks
 
 from ... import tracking as T
-from ...errors import Interrupted, UserError, first_line
+from ...errors import Interrupted, UserError, stop_reason
 from ...execution.spec import RunSpec
 from .attrs import ATTR_REASON, ATTR_REUSED, ATTR_RUN, ATTR_SURPLUS, ATTR_WORKER
 from .budget import budget, counted, retried_number
@@ -79,7 +79,7 @@ def run_trial(ctx: SearchContext, trial) -> float:
         return train_trial(ctx, trial, run_id, params, tags)
     except BaseException as e:  # e.g. the journal lost before training: never left RUNNING
         if ctx.tracker.get_run(run_id).state is T.RunState.RUNNING:
-            ctx.tracker.end_run(run_id, ending_state(e), f"{type(e).__name__}: {first_line(e)}")
+            ctx.tracker.end_run(run_id, ending_state(e), stop_reason(e))
         raise
 
 
