@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from recording import Recorder, cuda
 
 from model.config import GPTConfig, SampleConfig, TrainConfig
 from model.data import Dataset
@@ -16,31 +17,13 @@ from model.fused.params import FlatParams
 from model.fused.plan import member_bytes, members_that_fit, step_flops
 from model.gpt import GPT
 from model.sample import load_checkpoint
-from model.train import DivergenceError, Trainer, TrainerHooks, cpu_has_native_bf16
+from model.train import DivergenceError, Trainer, cpu_has_native_bf16
 
 SMOKE = tomllib.loads((Path(__file__).parents[2] / "experiments/smoke.toml").read_text())
 SAMPLE = SampleConfig(**SMOKE["sample"])
 # members differing in seed, dropout and lr (dropout on in two of them)
 SPECS = [{"seed": 1, "dropout": 0.1, "lr": 1e-3}, {"seed": 2, "dropout": 0.2, "lr": 2e-3},
          {"seed": 3, "dropout": 0.0, "lr": 5e-4}]  # fmt: skip
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-
-class Recorder(TrainerHooks):
-    def __init__(self):
-        self.steps, self.evals, self.checkpoints, self.samples = [], [], [], []
-
-    def on_step(self, step, loss, tokens_per_s):
-        self.steps.append((step, loss))
-
-    def on_eval(self, step, metrics):
-        self.evals.append((step, dict(metrics)))
-
-    def on_checkpoint(self, path, metrics):
-        self.checkpoints.append((path, metrics["val_loss"]))
-
-    def on_sample(self, step, text):
-        self.samples.append((step, text))
 
 
 def configs(spec: dict, **train) -> tuple[GPTConfig, TrainConfig]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from recording import Recorder, cuda
 
 from model.config import TrainConfig
 from model.data import Dataset
@@ -34,24 +35,6 @@ FAST = TrainConfig(
     device="cpu",
     amp="off",
 )
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-
-class Recorder(TrainerHooks):
-    def __init__(self):
-        self.steps, self.evals, self.checkpoints, self.samples = [], [], [], []
-
-    def on_step(self, step, loss, tokens_per_s):
-        self.steps.append((step, loss))
-
-    def on_eval(self, step, metrics):
-        self.evals.append((step, dict(metrics)))
-
-    def on_checkpoint(self, path, metrics):
-        self.checkpoints.append((path, metrics["val_loss"]))
-
-    def on_sample(self, step, text):
-        self.samples.append((step, text))
 
 
 @pytest.fixture(scope="module")
