@@ -46,6 +46,68 @@ def _ignore(signum, frame) -> None:
     SIG_IGN."""
 
 
+# A stop signal; a Slurm task's requeue signal (submitit's USR2) and its re-raise (ALRM)
+GATED = (*STOP_SIGNALS, signal.SIGUSR2, signal.SIGALRM)
+
+
+class SignalGate:
+    """Signals held back while a trial is being booked, let through while it trains.
+
+    Inside `closed()` a signal of GATED is noted, not acted on, and handed to its usual
+    handler (`signal.raise_signal`) when the block ends; inside `open()`, nested in it, the
+    usual handlers act, a noted signal first. A search worker closes the gate around Optuna's
+    `optimize` and opens it in the objective once the trial names its worker: a signal can
+    no longer land between Optuna creating a trial and the trial knowing who runs it, nor
+    while Optuna records its end, which would leave it RUNNING with nobody to end it (a
+    trial with no heartbeat yet is never stale to Optuna)."""
+
+    def __init__(self) -> None:
+        self.usual: dict[int, Any] | None = None  # the handlers, while closed
+        self.noted: list[int] = []
+
+    @contextlib.contextmanager
+    def closed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        self.usual = {sig: signal.signal(sig, self._note) for sig in GATED}
+        try:
+            yield
+        finally:
+            usual, self.usual = self.usual, None
+            for sig, handler in usual.items():
+                signal.signal(sig, handler)
+            self._deliver()
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[None]:
+        if self.usual is None:  # not closed (or not the main thread)
+            yield
+            return
+        for sig, handler in self.usual.items():
+            signal.signal(sig, handler)
+        try:
+            self._deliver()
+            yield
+        finally:
+            for sig in self.usual:
+                signal.signal(sig, self._note)
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.noted.append(signum)
+
+    def _deliver(self) -> None:
+        noted, self.noted = self.noted, []
+        first: BaseException | None = None
+        for sig in noted:  # every one reaches its handler (a Slurm task records them all)
+            try:
+                signal.raise_signal(sig)
+            except BaseException as e:  # the first one is raised below
+                first = first or e
+        if first is not None:
+            raise first
+
+
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
     """No SIGINT / SIGTERM / SIGHUP interrupts the block (the main process's clean-up)."""

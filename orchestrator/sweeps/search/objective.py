@@ -11,6 +11,7 @@ the trainer refuses (a corner of the space too big for the device's memory).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ from .recovery import worker_tag
 from .space import params_label, trial_config
 
 if TYPE_CHECKING:
+    from ...execution.processes import SignalGate
     from .context import SearchContext
 
 
@@ -45,17 +47,20 @@ class OptunaHooks(TrainerHooks):
             raise optuna.TrialPruned(f"val_loss {value:.4f} behind the other trials at this step")
 
 
-def objective(ctx: SearchContext, trial) -> float:
-    """The function Optuna optimizes (bind `ctx` with functools.partial)."""
+def objective(ctx: SearchContext, trial, gate: SignalGate | None = None) -> float:
+    """The function Optuna optimizes (bind `ctx` and `gate` with functools.partial). The
+    trial names its worker first; a signal held back by the `gate` since Optuna created the
+    trial acts after that, so the trial ends FAIL in any case and its worker is known."""
+    trial.set_user_attr(ATTR_WORKER, worker_tag(trial.number))
     try:
-        return run_trial(ctx, trial)
+        with gate.open() if gate is not None else contextlib.nullcontext():
+            return run_trial(ctx, trial)
     except Interrupted as e:  # Optuna records FAIL for a KeyboardInterrupt, then re-raises it
         raise KeyboardInterrupt(str(e)) from None  # named: the worker exits 128 + the signal
 
 
 def run_trial(ctx: SearchContext, trial) -> float:
     n = trial.number
-    trial.set_user_attr(ATTR_WORKER, worker_tag(n))
     trials = ctx.study.get_trials(deepcopy=False)
     earlier = [t for t in counted(trials) if t.number < n]
     if len(earlier) >= ctx.n_trials:

@@ -23,7 +23,7 @@ from ... import tracking as T
 from ...config import MAX_SEED
 from ...errors import Interrupted, JournalError, exit_code, signal_of
 from ...execution.env import RunEnv
-from ...execution.processes import interrupt_once, run_processes
+from ...execution.processes import SignalGate, interrupt_once, run_processes
 from ...execution.slurm import TaskSignals
 from ...execution.slurm_runs import launch_workers
 from ...progress import Progress
@@ -40,7 +40,8 @@ from .summary import finish, idle, report_lines
 def work(ctx: SearchContext) -> None:
     """Run trials until the study holds ctx.n_trials finished ones (or the deadline)."""
     announced = False
-    run_one = functools.partial(objective, ctx)
+    gate = SignalGate()  # signals act only inside the objective, once the trial is named
+    run_one = functools.partial(objective, ctx, gate=gate)
     while True:
         reconcile(ctx)
         state = budget(ctx.study.get_trials(deepcopy=False))
@@ -59,7 +60,8 @@ def work(ctx: SearchContext) -> None:
         announced = False
         timeout = None if left is None else max(1.0, left)
         try:
-            ctx.study.optimize(run_one, n_trials=1, timeout=timeout, gc_after_trial=False)
+            with gate.closed():
+                ctx.study.optimize(run_one, n_trials=1, timeout=timeout, gc_after_trial=False)
         except Exception as e:
             # a journal lost (or a full disk) under Optuna's trial runner surfaces as its
             # UnboundLocalError or AssertionError: the JournalError underneath is what happened

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+
 import optuna
 import pytest
 from envs import env_of
 from optuna.trial import TrialState
 
 from orchestrator import tracking as T
+from orchestrator.errors import Interrupted
+from orchestrator.execution.processes import STOP_SIGNALS, interrupt_once
 from orchestrator.sweeps.search import run_search
-from orchestrator.sweeps.search.attrs import ATTR_REASON, ATTR_REUSED, ATTR_RUN
+from orchestrator.sweeps.search.attrs import ATTR_REASON, ATTR_REUSED, ATTR_RUN, ATTR_WORKER
 
 
 class PruneAfterTrialZero(optuna.pruners.BasePruner):
@@ -102,3 +108,50 @@ def test_a_diverging_trial_fails_alone_and_the_study_goes_on(search_env, study_o
     row = res.table.to_frame().query("state == 'failed'").iloc[0]
     # the diverged trial is counted, never dropped: its row says so
     assert row["verdict"] == "unstable (1/1 diverged)" and row["seeds"] == 0
+
+
+class SignalWhileAsked(optuna.samplers.RandomSampler):
+    """SIGTERM to this process while Optuna creates trial `at`: inside `study.ask`, after the
+    storage holds the trial RUNNING and before the objective (or a heartbeat) knows it."""
+
+    def __init__(self, at: int):
+        super().__init__(seed=0)
+        self.at = at
+
+    def before_trial(self, study, trial):  # called by `study.ask`, the trial just created
+        if trial.number == self.at:
+            signal.raise_signal(signal.SIGTERM)  # its handler runs right here
+        super().before_trial(study, trial)
+
+
+def test_a_signal_while_optuna_creates_a_trial_fails_it_and_kills_the_search(search_env, study_of):
+    """Without the gate the signal escaped `study.ask` and left trial 1 RUNNING with no
+    worker named on it: no heartbeat or dead-pid check could ever end it, and the parent
+    run stayed RUNNING "while another process trains" (a Slurm cancel did this in CI)."""
+    tracker, _, space = search_env
+    before = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    interrupt_once()  # SIGTERM -> Interrupted("SIGTERM"), as in a worker
+    try:
+        with pytest.raises((Interrupted, KeyboardInterrupt), match="SIGTERM"):
+            run_search(
+                env_of(tracker),
+                trials=3,
+                space=str(space),
+                sampler=SignalWhileAsked(at=1),
+                pruner="none",
+                study_name="signal-while-asked",
+                plots=False,
+            )
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    trials = study_of(tracker, "signal-while-asked").get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert trials[1].user_attrs[ATTR_WORKER] == f"{socket.gethostname()}:{os.getpid()}:1"
+    assert ATTR_RUN not in trials[1].user_attrs  # stopped before anything was trained
+    (parent,) = tracker.search(
+        f"tags.`{T.TAG_STUDY}` = 'signal-while-asked' and tags.`{T.TAG_ROLE}` = '{T.Role.SEARCH}'"
+    )
+    assert parent.state is T.RunState.KILLED, parent.tags.get(T.TAG_REASON)
+    assert "SIGTERM" in parent.tags[T.TAG_REASON]
+    assert not [r for r in T.running(tracker) if r.tags.get(T.TAG_STUDY) == "signal-while-asked"]
