@@ -244,7 +244,7 @@ def handled(fn=None, *, trains: bool = False):
     def wrapper(*args, **kwargs):
         from model.errors import ConfigError
 
-        from ..errors import Interrupted, StoreError, UserError, exit_code
+        from ..errors import Interrupted, StoreError, UserError, exit_code, first_line
 
         try:
             return fn(*args, **kwargs)
@@ -264,7 +264,7 @@ def handled(fn=None, *, trains: bool = False):
         except Exception as e:  # an unexpected error: still one line, traceback on demand
             if os.environ.get("SWEEP_DEBUG"):
                 raise
-            first = str(e).splitlines()[0] if str(e) else ""
+            first = first_line(e)
             raise fail(
                 f"{type(e).__name__}: {first} (set SWEEP_DEBUG=1 for the traceback)", 1
             ) from None

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..credentials import redact, scrub
-from ..errors import JournalError, JournalFullError, JournalLostError, UserError
+from ..errors import JournalError, JournalFullError, JournalLostError, UserError, first_line
 from ..paths import JOURNAL_NAME, journal_path
 from .journal import GuardedJournal, journal_failure, open_journal
 
@@ -144,7 +144,7 @@ def load_recorded_study(store_dir: Path, study_name: str, tag: str | None):
         storage = open_storage(url, store_dir)
         return optuna.load_study(study_name=study_name, storage=storage), None
     except Exception as e:  # unreachable database, a redacted password, missing study, ...
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        first = first_line(e) or type(e).__name__
         return None, f"Optuna study '{study_name}' cannot be read ({first})"
 
 
@@ -179,7 +179,7 @@ def figures_optuna(
                 ax = getattr(ovm, fn)(study)
         except Exception as e:  # e.g. importances when no parameter varied yet
             plt.close("all")
-            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            first = first_line(e) or type(e).__name__
             notes.append(f"{name}: not drawn ({first})")
             continue
         fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure

@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 from .store import Tracker
 
 URI_ENV = "MLFLOW_TRACKING_URI"
@@ -106,7 +106,7 @@ def log_checkpoint_model(
                 pip_requirements=[f"mlflow=={mlflow.__version__}", f"torch=={torch.__version__}"],
             )
         except MlflowException as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first_line(e) or type(e).__name__
             raise UserError(f"cannot log run {run_id}'s checkpoint as a model: {first}") from None
         finally:
             if before is None:

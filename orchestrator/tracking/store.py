@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..credentials import export_tracking_credentials, redact, scrub
-from ..errors import StoreError, UserError
+from ..errors import StoreError, UserError, first_line
 from ..paths import slug
 from .reach import check_reachable, sqlite_path
 from .schema import (
@@ -319,7 +319,7 @@ class Tracker:
             return Path(self.client.download_artifacts(run_id, artifact_path, str(dst)))
         except (MlflowException, OSError) as e:
             raise UserError(
-                f"run {run_id} has no artifact '{artifact_path}': {str(e).splitlines()[0]}"
+                f"run {run_id} has no artifact '{artifact_path}': {first_line(e) or type(e).__name__}"
             ) from None
 
     def metric_history(self, run_id: str, key: str) -> list[tuple[int, int, float]]:

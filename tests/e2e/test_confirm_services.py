@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import services
-from envs import env_of
+from envs import TINY, env_of, short_corpus
 
 from orchestrator import tracking as T
 from orchestrator.config import build
@@ -17,9 +17,6 @@ from orchestrator.sweeps.baseline import record_baseline
 from orchestrator.tracking import Role, RunState, Tracker
 
 pytestmark = pytest.mark.slow
-
-TINY = {"max_steps": "12", "eval_every": "4", "eval_iters": "2", "batch_size": "8",
-        "block_size": "16", "n_embed": "32", "max_new_tokens": "16"}  # fmt: skip
 
 
 @pytest.fixture
@@ -35,8 +32,7 @@ def optuna_db(pg_admin_url):
 def test_search_then_confirm_on_postgresql_and_an_mlflow_server(
     tmp_path, mlflow_server_pg, optuna_db, corpus_path
 ):
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text(corpus_path.read_text(encoding="utf-8")[:60_000], encoding="utf-8")
+    corpus = short_corpus(corpus_path, tmp_path)
     tracker = Tracker(mlflow_server_pg, "char-gpt")
     assert record_baseline(
         env_of(tracker), build("smoke", dict(TINY), data=str(corpus)), seeds=2

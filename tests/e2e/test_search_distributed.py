@@ -13,7 +13,7 @@ from collections import Counter
 import optuna
 import pytest
 import services
-from envs import env_of
+from envs import TINY, env_of, short_corpus
 from optuna.trial import TrialState
 
 from orchestrator import tracking as T
@@ -41,17 +41,8 @@ def optuna_db(pg_admin_url):
 
 
 def setup(tmp_path, server, corpus_path, max_steps):
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text(corpus_path.read_text(encoding="utf-8")[:60_000], encoding="utf-8")
-    tiny = {
-        "max_steps": str(max_steps),
-        "eval_every": "4",
-        "eval_iters": "2",
-        "batch_size": "8",
-        "block_size": "16",
-        "n_embed": "32",
-        "max_new_tokens": "16",
-    }
+    corpus = short_corpus(corpus_path, tmp_path)
+    tiny = {**TINY, "max_steps": str(max_steps)}
     tracker = Tracker(server, "char-gpt")
     assert record_baseline(env_of(tracker), build("smoke", tiny, data=str(corpus))).ok
     space = tmp_path / "space.toml"

@@ -12,7 +12,7 @@ import time
 
 import optuna
 import pytest
-from envs import env_of
+from envs import TINY, env_of, short_corpus
 from optuna.trial import TrialState
 
 from orchestrator import tracking as T
@@ -26,8 +26,6 @@ from orchestrator.tracking import Tracker
 pytestmark = pytest.mark.slow
 
 # as tests/orchestrator/conftest.py: smoke made smaller still, a two-key space
-TINY = {"max_steps": "12", "eval_every": "4", "eval_iters": "2", "batch_size": "8",
-        "block_size": "16", "n_embed": "32", "max_new_tokens": "16"}  # fmt: skip
 SPACE = "[dropout]\nlow = 0.0\nhigh = 0.3\n[lr]\nlow = 3e-4\nhigh = 3e-3\nlog = true\n"
 
 
@@ -35,8 +33,7 @@ def test_a_worker_killed_mid_trial_on_the_journal_storage_is_retried_and_its_run
     tmp_path, corpus_path
 ):
     """The embedded storage has no heartbeats: a dead pid on this host stands for them."""
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text(corpus_path.read_text(encoding="utf-8")[:60_000], encoding="utf-8")
+    corpus = short_corpus(corpus_path, tmp_path)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     tracker = Tracker(uri, "char-gpt")
     long = {**TINY, "max_steps": "600", "eval_every": "20"}

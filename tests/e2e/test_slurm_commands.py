@@ -26,7 +26,7 @@ import optuna
 import pytest
 import services
 from clitools import sweep
-from envs import env_of
+from envs import TINY, env_of, short_corpus
 from optuna.trial import TrialState
 
 from orchestrator import tracking as T
@@ -38,15 +38,6 @@ from orchestrator.tracking import RunState, Tracker
 
 pytestmark = pytest.mark.slow
 
-TINY = {
-    "max_steps": "12",
-    "eval_every": "4",
-    "eval_iters": "2",
-    "batch_size": "8",
-    "block_size": "16",
-    "n_embed": "32",
-    "max_new_tokens": "16",
-}
 SPACE = "[dropout]\nlow = 0.0\nhigh = 0.3\n[lr]\nlow = 3e-4\nhigh = 3e-3\nlog = true\n"
 # trials long enough (100 steps, a few seconds here) to be caught mid-trial
 LONG_SPACE = "[max_steps]\nvalues = [100]\n[dropout]\nlow = 0.0\nhigh = 0.3\n"
@@ -95,8 +86,7 @@ def recorded(request, server, experiment, tmp_path, corpus_path, monkeypatch) ->
     space files in tmp_path, the working directory (sweep-slurm/ lands there)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SWEEP_HEARTBEAT_S", "1")
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text(corpus_path.read_text(encoding="utf-8")[:60_000], encoding="utf-8")
+    corpus = short_corpus(corpus_path, tmp_path)
     tracker = Tracker(server, experiment)
     cfg = build("smoke", dict(TINY), data=str(corpus))
     assert record_baseline(env_of(tracker), cfg, getattr(request, "param", 1)).ok

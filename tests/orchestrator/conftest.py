@@ -9,7 +9,7 @@ run) in that store, so trials take about a second each. Used by search/ and test
 from __future__ import annotations
 
 import pytest
-from envs import env_of
+from envs import TINY, env_of, short_corpus
 
 SMOKE = {"max_steps": "30", "eval_every": "10"}
 
@@ -43,16 +43,6 @@ def baseline_run(tracker, smoke_cfg):
     return tracker.get_run(result.run_id)
 
 
-# Smoke, made smaller still: 12 steps, an eval every 4.
-TINY = {
-    "max_steps": "12",
-    "eval_every": "4",
-    "eval_iters": "2",
-    "batch_size": "8",
-    "block_size": "16",
-    "n_embed": "32",
-    "max_new_tokens": "16",
-}
 SPACE = """
 [dropout]
 low = 0.0
@@ -85,8 +75,7 @@ def search_env(tmp_path_factory, corpus_path):
     from orchestrator.tracking import Tracker
 
     root = tmp_path_factory.mktemp("search")
-    corpus = root / "corpus.txt"
-    corpus.write_text(corpus_path.read_text(encoding="utf-8")[:60_000], encoding="utf-8")
+    corpus = short_corpus(corpus_path, root)
     tracker = Tracker(f"sqlite:///{root}/mlflow.db", "char-gpt")
     result = record_baseline(env_of(tracker), build("smoke", dict(TINY), data=str(corpus)))
     assert result.ok

@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 import pytest
-from envs import env_of
+from envs import TINY, env_of, short_corpus
 
 from orchestrator import tracking as T
 from orchestrator.config import FIELDS, heads_for, recorded_config
@@ -217,10 +217,8 @@ def test_diverged_seeds_are_counted_and_a_single_seed_row_subtracts(
     from orchestrator.cli import app
     from orchestrator.config import build
 
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text(corpus_path.read_text(encoding="utf-8")[:60_000], encoding="utf-8")
-    tiny = {"max_steps": "12", "eval_every": "4", "eval_iters": "2", "batch_size": "8",
-            "block_size": "16", "n_embed": "32", "max_new_tokens": "16", "grad_clip": "0"}  # fmt: skip
+    corpus = short_corpus(corpus_path, tmp_path)
+    tiny = {**TINY, "grad_clip": "0"}
     base = record_baseline(env_of(tracker), build("smoke", tiny, data=str(corpus)), seeds=3)
     uri = ["--tracking-uri", store]
     # no clipping, 12 steps: at lr 600 some seeds blow up to NaN (seed 1 on this CPU), at

@@ -5,7 +5,7 @@ real SQLite store and journal."""
 from __future__ import annotations
 
 import pytest
-from envs import env_of
+from envs import TINY, env_of, short_corpus
 from typer.testing import CliRunner
 
 from orchestrator import tracking as T
@@ -17,15 +17,12 @@ from orchestrator.sweeps.confirm import finished_trials, run_confirm
 from orchestrator.sweeps.search import run_search
 from orchestrator.tracking import Role, RunState
 
-TINY = {"max_steps": "12", "eval_every": "4", "eval_iters": "2", "batch_size": "8",
-        "block_size": "16", "n_embed": "32", "max_new_tokens": "16"}  # fmt: skip
 SPACE = "[lr]\nlow = 3e-4\nhigh = 3e-3\nlog = true\n"
 
 
 @pytest.fixture
 def searched(tracker, corpus_path, tmp_path):
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text(corpus_path.read_text(encoding="utf-8")[:60_000], encoding="utf-8")
+    corpus = short_corpus(corpus_path, tmp_path)
     base = record_baseline(env_of(tracker), build("smoke", dict(TINY), data=str(corpus)), seeds=2)
     assert base.ok
     space = tmp_path / "space.toml"

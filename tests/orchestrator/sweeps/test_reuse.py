@@ -8,25 +8,22 @@ from __future__ import annotations
 
 import pytest
 from clitools import sweep
+from envs import TINY_SETS, short_corpus
 
 from orchestrator import tracking as T
 from orchestrator.tracking import RunState
 
-TINY = ["--set", "max_steps=12", "--set", "eval_every=4", "--set", "eval_iters=2",
-        "--set", "batch_size=8", "--set", "block_size=16", "--set", "n_embed=32",
-        "--set", "max_new_tokens=16"]  # fmt: skip
 GRID = "[dropout]\nvalues = [0.0, 0.1]\n"
 
 
 @pytest.fixture
 def ablated(tmp_path, corpus_path):
     """A 2-seed baseline (dropout 0.0) and an ablation of dropout 0.1 on its seeds."""
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text(corpus_path.read_text(encoding="utf-8")[:60_000], encoding="utf-8")
+    corpus = short_corpus(corpus_path, tmp_path)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     # threads pinned: auto follows the load, and the thread count changes float sums; the
     # seeds trained alone, as the search's trials are (a fused group's bf16 sums differ)
-    r = sweep("baseline", "--profile", "smoke", *TINY, "--seeds", "2", "--data", str(corpus),
+    r = sweep("baseline", "--profile", "smoke", *TINY_SETS, "--seeds", "2", "--data", str(corpus),
               "--threads", "1", "--fuse", "off", "--tracking-uri", uri)  # fmt: skip
     assert r.exit_code == 0, r.output
     r = sweep("ablate", "--knob", "dropout", "--values", "0.1", "--threads", "1",

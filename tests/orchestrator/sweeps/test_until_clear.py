@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from envs import ablation_of, env_of
+from envs import TINY, ablation_of, env_of, short_corpus
 from typer.testing import CliRunner
 
 from orchestrator import tracking as T
@@ -20,14 +20,9 @@ from orchestrator.results.verdicts import DEFAULT_MARGIN, FINAL, Verdict
 from orchestrator.sweeps.ablate import run_ablation
 from orchestrator.sweeps.baseline import record_baseline
 
-# Smoke, made smaller still (~1 s a run).
-TINY = {"max_steps": "12", "eval_every": "4", "eval_iters": "2", "batch_size": "8",
-        "block_size": "16", "n_embed": "32", "max_new_tokens": "16"}  # fmt: skip
-
 
 def _baseline(tracker, corpus_path, tmp_path, seeds):
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text(corpus_path.read_text(encoding="utf-8")[:60_000], encoding="utf-8")
+    corpus = short_corpus(corpus_path, tmp_path)
     cfg = build("smoke", dict(TINY), data=str(corpus))
     result = record_baseline(env_of(tracker), cfg, seeds=seeds)
     assert result.ok
