@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from ... import tracking as T
@@ -14,8 +15,9 @@ from ...config import MAX_SEED, RunConfig
 from ...errors import UserError
 from ...execution.env import RunEnv
 from ...progress import Progress
-from ...studies import is_journal
+from ...studies import heartbeat_seconds, is_journal
 from ..sweep import Sweep
+from .attrs import ATTR_WORKER
 from .samplers import Pruner, Sampler
 from .space import Space
 
@@ -107,6 +109,31 @@ def available_memory_gib() -> float | None:
     return None
 
 
+UNNAMED_HEARTBEATS = 10  # heartbeats a trial may go without naming its worker
+
+
+class Unnamed:
+    """RUNNING trials that name no worker, as this process has watched them.
+
+    A worker names its trial (`sweep.worker`) first thing in the objective, a moment after
+    Optuna creates it. A worker killed in between (SIGKILL, the OOM killer, a lost node,
+    inside `study.ask`) leaves a trial with no heartbeat and no pid, which neither Optuna nor
+    `fail_dead_local` would ever end: the study would wait for it forever. One still unnamed
+    `limit_s` after this process first saw it is `overdue`. Timed on this process's clock:
+    the trial's own start time was written by another machine's."""
+
+    def __init__(self, limit_s: float | None = None, clock: Callable[[], float] = time.monotonic):
+        self.limit_s = UNNAMED_HEARTBEATS * heartbeat_seconds() if limit_s is None else limit_s
+        self.clock = clock
+        self.first_seen: dict[int, float] = {}
+
+    def overdue(self, running: list) -> list:
+        now = self.clock()
+        unnamed = [t for t in running if ATTR_WORKER not in t.user_attrs]
+        self.first_seen = {t.number: self.first_seen.get(t.number, now) for t in unnamed}
+        return [t for t in unnamed if now - self.first_seen[t.number] >= self.limit_s]
+
+
 @dataclass
 class SearchContext:
     """What one process shares while it runs trials of one study."""
@@ -120,6 +147,7 @@ class SearchContext:
     sweep: Sweep  # the MLflow parent run `search:<study>`
     n_trials: int  # the study-wide budget (a grid caps it at its size)
     deadline: float | None = None  # time.monotonic() after which no trial starts
+    unnamed: Unnamed = field(default_factory=Unnamed)  # trials whose worker died in `ask`
 
     @property
     def env(self) -> RunEnv:

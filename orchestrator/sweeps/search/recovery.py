@@ -3,8 +3,10 @@
 Two ways to notice a dead worker. On an RDB storage, heartbeats: Optuna fails a trial whose
 heartbeat stopped (`fail_stale_trials`) and calls the storage's stale-trial callback,
 `StaleTrials`. On the journal storage (no heartbeats), the worker's host and pid recorded on
-the trial: a dead pid on this host fails the trial, and the same callback runs. Either way
-nothing stays RUNNING, in Optuna or in MLflow, once its process is gone.
+the trial: a dead pid on this host fails the trial, and the same callback runs. A worker that
+died as Optuna created its trial, before either was recorded, leaves a trial that names no
+worker: `context.Unnamed` finds it, and it is failed once it has stayed so for a while. Either way nothing stays
+RUNNING, in Optuna or in MLflow, once its process is gone.
 """
 
 from __future__ import annotations
@@ -61,6 +63,18 @@ def kill_run(tracker: T.Tracker, run_id: str, frozen) -> None:
         )
 
 
+def fail_unnamed(ctx: SearchContext, on_stale: StaleTrials) -> None:
+    """Fail (and retry once) the trials whose worker died as Optuna created them."""
+    from optuna.trial import TrialState
+
+    running = ctx.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for t in ctx.unnamed.overdue(running):
+        why = (
+            f"its worker died as Optuna created it (no worker named in {ctx.unnamed.limit_s:.0f} s)"
+        )
+        fail_and_retry(ctx, t, why, on_stale)
+
+
 def has_heartbeat(storage) -> bool:
     get = getattr(storage, "get_heartbeat_interval", None)  # RDBStorage's, when it has one
     return get is not None and get() is not None
@@ -78,6 +92,7 @@ def reconcile(ctx: SearchContext) -> None:
             optuna.storages.fail_stale_trials(ctx.study)  # calls StaleTrials for each
     else:
         fail_dead_local(ctx, StaleTrials(ctx.tracker))
+    fail_unnamed(ctx, StaleTrials(ctx.tracker))
     by_number = {t.number: t for t in ctx.study.get_trials(deepcopy=False)}
     children = ctx.tracker.children(ctx.parent_id)
     for run in children:
