@@ -157,6 +157,8 @@ def ablate(
         max_seeds=max_seeds,
     )
     print_table(result.table, fmt)
+    if result.next_step and fmt in ("table", "md"):
+        typer.echo(f"\n{result.next_step}")
     typer.echo(
         f"\nsweep run {result.parent_id}; browse it with `sweep ui` (store {env.tracker.uri})"
     )

@@ -20,6 +20,7 @@ from ..errors import UserError
 from ..execution.env import RunEnv
 from ..execution.spec import Outcome, RunSpec
 from ..results.settings import Settings, settings_for
+from ..results.verdicts import Verdict
 from ..tracking import Role
 from .baseline import against, comparison_seeds
 from .knobs import Knob, default_values, knob_or_error, value_label
@@ -102,6 +103,20 @@ class AblationResult:
     skipped: list[str]  # runs the sweep already had
     stand_ins: list[str]
     notes: list[str] = field(default_factory=list)  # e.g. a --margin that replaced the recorded
+    next_step: str | None = None  # what to run to decide the undecided rows
+
+
+def next_step(knob: Knob, table: Table, baseline_id: str | None) -> str | None:
+    """For a plain ablation with undecided rows: the --until-clear command that settles them."""
+    undecided = [r.value for r in table.rows if r.verdict is Verdict.INCONCLUSIVE]
+    if not undecided:
+        return None
+    pick = f" --baseline-id {baseline_id}" if baseline_id else ""
+    return (
+        f"{len(undecided)} value(s) undecided ({', '.join(undecided)}); add seeds until each is "
+        f"decided: sweep ablate --knob {knob.name} --values {','.join(undecided)}{pick} "
+        "--until-clear"
+    )
 
 
 def until_clear_plan(
@@ -200,4 +215,5 @@ def run_ablation(
         table = sweep.close()
     trained = [o for o in outcomes if o.new]
     skipped = [o.name for o in outcomes if not o.new]
-    return AblationResult(sweep.run_id, table, trained, skipped, stand_ins, notes)
+    hint = None if until_clear else next_step(knob, table, baseline_id)
+    return AblationResult(sweep.run_id, table, trained, skipped, stand_ins, notes, hint)

@@ -232,3 +232,26 @@ def test_a_bad_margin_is_one_line_and_records_nothing(tracker, store, tiny_basel
             assert message in one_error(r), (command, bad, r.output)
     assert len(tracker.search()) == before
     assert ablation_of(tracker, "dropout", tiny_baseline.run_id) is None
+
+
+def test_a_plain_ablation_names_the_command_that_settles_its_undecided_rows(
+    tracker, store, tiny_baseline
+):
+    uri = ["--tracking-uri", store]
+    # two seeds: a row alone cannot be decided yet (its interval needs four pairs)
+    r = sweep("ablate", "--knob", "dropout", "--values", "0.0,0.05,0.1", *uri)
+    assert r.exit_code == 0, r.output
+    hint = (
+        "2 value(s) undecided (0.05, 0.1); add seeds until each is decided: "
+        "sweep ablate --knob dropout --values 0.05,0.1 --until-clear"
+    )
+    assert hint in r.output  # 0.0 is the baseline's own value: not undecided
+    command = hint.split("decided: sweep ")[1].split()
+    r = sweep(*command, "--max-seeds", "3", *uri)  # the command as printed (capped here)
+    assert r.exit_code == 0, r.output
+    assert "add seeds until each is decided" not in r.output  # --until-clear says its own
+    parent = ablation_of(tracker, "dropout", tiny_baseline.run_id)
+    assert parent.tags[T.TAG_TABLE_SEEDS] == "1,2,3"  # the same sweep, one seed further
+    r = sweep("ablate", "--knob", "dropout", "--values", "0.1", "--format", "csv", *uri)
+    assert r.exit_code == 0 and '"knob","value"' in r.output, r.output
+    assert "undecided" not in r.output  # a machine-readable table is the table alone
