@@ -188,13 +188,13 @@ Alpha = Annotated[
 
 
 def check_knob(knob: str | None) -> None:
-    """`--knob` names a config key (the closest one suggested), before the store is read,
-    so a typo is not answered with `run sweep ablate --knob <typo>`."""
-    from ..config import FIELDS, unknown_key_message
+    """`--knob` names a knob `sweep ablate` takes (the closest one suggested), before the
+    store is read, so a typo is not answered with `run sweep ablate --knob <typo>`."""
     from ..errors import UserError
+    from ..sweeps.knobs import KNOBS, unknown_knob_message
 
-    if knob is not None and knob not in FIELDS:
-        raise UserError(f"--knob {knob}: {unknown_key_message(knob)}")
+    if knob is not None and knob not in KNOBS:
+        raise UserError(f"--knob {knob}: {unknown_knob_message(knob)}")
 
 
 def check_settings(margin: float | None, alpha: float | None) -> None:

@@ -5,6 +5,7 @@ Default values come from experiments/knobs.toml (dropout 0.0, 0.1, 0.2 as in the
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,9 +94,17 @@ KNOBS: dict[str, Knob] = {
 }
 
 
+def unknown_knob_message(name: str) -> str:
+    """`unknown knob 'dropot' (did you mean 'dropout'?); known knobs: ...`: only knobs are
+    suggested (a config key such as `save_best` is no knob: it cannot be ablated)."""
+    close = difflib.get_close_matches(name, list(KNOBS), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown knob '{name}'{hint}; known knobs: {', '.join(KNOBS)}"
+
+
 def knob_or_error(name: str) -> Knob:
     if name not in KNOBS:
-        raise UserError(f"unknown knob '{name}'; known knobs: {', '.join(KNOBS)}")
+        raise UserError(unknown_knob_message(name))
     return KNOBS[name]
 
 

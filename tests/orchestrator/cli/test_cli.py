@@ -89,7 +89,10 @@ def test_workflow_baseline_ablate_table_best_sample(recorded, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["ablate", "--knob", "droput"], "unknown knob 'droput'; known knobs: dropout"),
+        (
+            ["ablate", "--knob", "droput"],
+            "unknown knob 'droput' (did you mean 'dropout'?); known knobs: dropout",
+        ),
         (
             ["ablate", "--knob", "dropout", "--values", "0.1,1.5"],
             "--values dropout=1.5: dropout must be in [0, 1)",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from clitools import one_error_line, sweep
+from envs import TINY_SETS, short_corpus
 from smoke_store import smoke_store  # noqa: F401  (fixture)
 
 from orchestrator import tracking as T
@@ -93,18 +94,39 @@ def test_version_ends_with_a_newline():
     assert out.startswith(b"sweep ") and out.endswith(b"\n") and out.count(b"\n") == 1, out
 
 
-@pytest.mark.parametrize(("knob", "hint"), [("nosuch", None), ("dropot", "dropout")])
-def test_a_knob_that_is_no_key_is_named_not_suggested_for_an_ablation(tmp_path, knob, hint):
+@pytest.mark.parametrize(
+    ("knob", "hint"),
+    [("nosuch", None), ("dropot", "dropout"), ("save_best", None), ("depth_width", "depth-width")],
+)
+def test_a_knob_that_is_no_knob_is_named_not_suggested_for_an_ablation(tmp_path, knob, hint):
+    """Only knobs `sweep ablate` takes are suggested: `save_best` is a config key, no knob."""
     store = f"sqlite:///{tmp_path}/mlflow.db"
     T.Tracker(store, "char-gpt")
-    for cmd in ("table", "plot"):
+    for cmd in ("table", "plot", "ablate"):
         r = sweep(cmd, "--knob", knob, "--tracking-uri", store)
         assert r.exit_code == 2
         line = one_error_line(r)
-        assert f"--knob {knob}: unknown key '{knob}'" in line, line
+        assert f"unknown knob '{knob}'" in line, line
         assert "sweep ablate" not in line
-        if hint:
-            assert f"(did you mean '{hint}'?)" in line
+        assert (f"(did you mean '{hint}'?)" in line) if hint else "did you mean" not in line
+
+
+def test_table_and_plot_find_the_ablation_of_a_knob_that_is_no_config_key(tmp_path, corpus_path):
+    """`depth-width` is a knob (n_layer x n_embed together) and no config key."""
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    data = ["--data", str(short_corpus(corpus_path, tmp_path)), "--tracking-uri", store]
+    r = sweep("baseline", "--profile", "smoke", *TINY_SETS, *data)
+    assert r.exit_code == 0, r.output
+    r = sweep("ablate", "--knob", "depth-width", "--values", "1x32", "--tracking-uri", store)
+    assert r.exit_code == 0, r.output
+    r = sweep("table", "--knob", "depth-width", "--format", "csv", "--tracking-uri", store)
+    assert r.exit_code == 0, r.output
+    assert '"depth-width","1x32"' in r.output
+    r = sweep(
+        "plot", "--knob", "depth-width", "-o", str(tmp_path / "plots"), "--tracking-uri", store
+    )
+    assert r.exit_code == 0, r.output
+    assert list((tmp_path / "plots").glob("*.png"))
 
 
 @pytest.mark.parametrize(

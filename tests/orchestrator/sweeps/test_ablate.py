@@ -168,7 +168,10 @@ def test_bad_values_are_refused_before_anything_trains(tracker, baseline_run):
     before = len(tracker.search())
     with pytest.raises(UserError, match=r"--values dropout=1.5: dropout must be in \[0, 1\)"):
         run_ablation(env_of(tracker), "dropout", ["0.1", "1.5"])
-    with pytest.raises(UserError, match="unknown knob 'droput'; known knobs: dropout, max_steps"):
+    with pytest.raises(
+        UserError,
+        match=r"unknown knob 'droput' \(did you mean 'dropout'\?\); known knobs: dropout,",
+    ):
         run_ablation(env_of(tracker), "droput", ["0.1"])
     with pytest.raises(UserError, match="n_layer must be an integer"):
         run_ablation(env_of(tracker), "n_layer", ["deep"])
