@@ -107,7 +107,12 @@ def best(
     typer.echo(
         f"  best_val_loss {m['best_val_loss']:.4f}  ppl {m.get('best_val_ppl', float('nan')):.2f}  at step {int(m.get('best_step', 0))}"
     )
-    typer.echo(f"  checkpoint: {run.artifact_uri.rstrip('/')}/checkpoints/best.pt")
+    where = f"{run.artifact_uri.rstrip('/')}/checkpoints/best.pt"
+    if where.startswith("file://"):  # a local store: the path, for `sweep sample --checkpoint`
+        from urllib.parse import unquote, urlparse
+
+        where = unquote(urlparse(where).path)
+    typer.echo(f"  checkpoint: {where}")
     typer.echo(f"  sample it: sweep sample --run {run.run_id}")
     note = standing(tracker, run)
     if note:

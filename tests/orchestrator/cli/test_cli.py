@@ -64,6 +64,11 @@ def test_workflow_baseline_ablate_table_best_sample(recorded, tmp_path):
     r = sweep("best", "--tracking-uri", store)
     assert r.exit_code == 0 and "checkpoints/best.pt" in r.output
     run_id = r.output.split("(")[1].split(")")[0]
+    # a local store's checkpoint is a path `sweep sample --checkpoint` takes as printed
+    (path,) = [ln.split("checkpoint: ")[1] for ln in r.output.splitlines() if "checkpoint: " in ln]
+    assert Path(path).is_file() and run_id in path
+    r = sweep("sample", "--checkpoint", path, "--max-new-tokens", "20", "--tracking-uri", store)
+    assert r.exit_code == 0, r.output
     r = CliRunner().invoke(
         app,
         [
