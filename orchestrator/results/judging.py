@@ -19,6 +19,7 @@ class Judged:
     rows: list[RowDecision]
     history_rows: int = 0  # earlier rows against this baseline offered for pooling
     history_sweeps: list[str] = field(default_factory=list)  # their sweeps' names
+    families: list[int] = field(default_factory=list)  # rows per family (one: all of them)
 
     @property
     def pooled(self) -> int:
@@ -26,18 +27,29 @@ class Judged:
 
 
 def judge(
-    base: Group, groups: list[Group], settings: Settings, history: list[dict[int, float]] = ()
+    base: Group,
+    groups: list[Group],
+    settings: Settings,
+    history: list[dict[int, float]] = (),
+    families: list[list[int]] | None = None,
 ) -> Judged:
     """Every group's verdict against the baseline: every counted seed (a diverged one as NaN),
-    all rows together (K = the number of groups), with the history offered for pooling."""
-    rows = decide_table(
-        paired(base.losses()),
-        [paired(g.losses()) for g in groups],
-        settings.alpha,
-        settings.margin,
-        list(history),
-    )
-    return Judged(rows, len(history))
+    the rows of each family together (K = the family's rows; `families`: indices into
+    groups, default one family of all), with the history offered for pooling."""
+    families = families if families is not None else [list(range(len(groups)))]
+    base_losses = paired(base.losses())
+    decided: dict[int, RowDecision] = {}
+    for family in families:
+        rows = decide_table(
+            base_losses,
+            [paired(groups[i].losses()) for i in family],
+            settings.alpha,
+            settings.margin,
+            list(history),
+        )
+        decided.update(zip(family, rows, strict=True))
+    rows = [decided[i] for i in range(len(groups))]
+    return Judged(rows, len(history), families=[len(f) for f in families if f])
 
 
 def describe(
@@ -52,6 +64,7 @@ def describe(
     pooling and the baseline seeds used. `recorded`: the sweep's own settings, when these
     are another (a separate analysis); `legacy`: seeds were added under the old schedule."""
     a, m, k = settings.alpha, settings.margin, max(len(judged.rows), 1)
+    sizes = judged.families or [k]
     text = ""
     if recorded is not None:
         text += (
@@ -60,11 +73,19 @@ def describe(
             "--alpha shows them). "
         )
     per_row = f"{ci_percent(a / k)} per row (Bonferroni over the {k} rows)" if k > 1 else ""
+    if len(sizes) > 1:  # rows added after the first table: each addition its own family
+        levels = ", ".join(f"{n} row{'s' if n > 1 else ''} at {ci_percent(a / n)}" for n in sizes)
+        per_row = (
+            f"Bonferroni within each family of rows first tabled together ({levels}: a row added "
+            "later never changes the level of one decided before it)"
+        )
+    scope = " of a family" if len(sizes) > 1 else ""
     text += (
         "Verdicts hold at every look: each row's interval is an anytime-valid confidence "
         "sequence (Bayes-factor t, Wang & Ramdas 2023) for the mean paired difference in best "
         f"val loss, variant minus baseline seed by seed, {per_row or 'at ' + ci_percent(a)}, "
-        f"so with chance >= {ci_percent(a)} every interval holds its true delta however often "
+        f"so with chance >= {ci_percent(a)} every interval{scope} holds its true delta however "
+        "often "
         "the table is looked at and however many seeds are added. "
         f"better/worse: the interval lies below/above 0 (p_adj <= {a:g}; p_adj = min(1, K/e), "
         "e the row's running evidence against no difference, an anytime p-value times K); "

@@ -118,6 +118,7 @@ class Table:
     history_ids: list[str] = field(default_factory=list)
     recorded: Settings | None = None
     groups: dict[str, Group] = field(default_factory=dict, repr=False)
+    families: list[list[str]] = field(default_factory=list)  # the rows' values, by family
 
     @property
     def variants(self) -> list[TableRow]:
@@ -163,6 +164,9 @@ class Table:
         losses = json.dumps(seed_losses(list(self.groups.values())), separators=(",", ":"))
         if self.knob != SEARCH and len(losses) <= MAX_TAG:  # else history reads the runs
             tags[T.TAG_SEED_LOSSES] = losses
+        families = json.dumps(self.families, separators=(",", ":"))
+        if self.knob != SEARCH and len(families) <= MAX_TAG:  # a search's rows: candidates
+            tags[T.TAG_FAMILIES] = families
         return tags
 
     def to_frame(self) -> pd.DataFrame:
@@ -286,6 +290,21 @@ def variant_row(g: Group, d: RowDecision, base: Group, level: float) -> TableRow
     )  # fmt: skip
 
 
+def families_of(recorded: str | None, groups: list[Group]) -> list[list[int]]:
+    """The groups (indices) of each family: those a sweep recorded (`sweep.families`: the
+    values first tabled together), then one new family of the groups no table had yet.
+    Nothing recorded (a first table, or a store from before families): one family."""
+    try:
+        known = [list(map(str, f)) for f in json.loads(recorded)] if recorded else []
+    except (ValueError, TypeError):
+        known = []
+    where = {v: i for i, fam in enumerate(known) for v in fam}
+    families: list[list[int]] = [[] for _ in known] + [[]]
+    for i, g in enumerate(groups):
+        families[where.get(g.value, len(known))].append(i)
+    return [f for f in families if f]
+
+
 def build_table(
     baseline: Group,
     groups: list[Group],
@@ -295,11 +314,14 @@ def build_table(
     recorded: Settings | None = None,
     legacy: bool = False,
     history_names: list[str] = (),
+    families: list[list[int]] | None = None,
 ) -> Table:
     """Decide every group against the baseline and make the rows. `recorded`: the sweep's own
-    settings when `settings` differ (a separate analysis)."""
+    settings when `settings` differ (a separate analysis); `families`: the groups decided
+    together (indices; default: all of them)."""
     settings = settings or Settings()
-    judged = judge(baseline, groups, settings, list(history))
+    families = families if families is not None else [list(range(len(groups)))]
+    judged = judge(baseline, groups, settings, list(history), families)
     judged.history_sweeps = list(history_names)
     rows = [baseline_row(baseline)]
     rows += [
@@ -317,6 +339,7 @@ def build_table(
         baseline_seeds=seeds,
         recorded=recorded,
         groups={g.value: g for g in groups},
+        families=[[groups[i].value for i in f] for f in families if f],
     )
 
 
@@ -340,6 +363,7 @@ def sweep_table(
         recorded=recorded if settings != recorded else None,
         legacy=legacy_looks(parent),
         history_names=[s.name for s in sweeps],
+        families=families_of(parent.tags.get(T.TAG_FAMILIES), groups),
     )
     table.history_ids = [s.run_id for s in sweeps]
     table.sweep = parent.name

@@ -145,6 +145,10 @@ TAG_TABLE_SEEDS = "sweep.table_baseline_seeds"  # the baseline seeds its last ta
 TAG_HISTORY = "sweep.history"  # earlier sweeps whose rows pool the noise scale (run ids)
 # its rows' best val loss by seed as JSON ({value: {seed: loss}}), so that a later sweep on
 # the same baseline reads them as history without a query for each sweep's runs
+# the rows of each family of a sweep's table (JSON lists of values, in the order first
+# tabled): a family's rows share alpha (Bonferroni), so a row added later never changes the
+# level of a row decided before it
+TAG_FAMILIES = "sweep.families"
 TAG_SEED_LOSSES = "sweep.seed_losses"
 TAG_BEST_VALUE = "sweep.best_value"  # a sweep's lowest row, at a glance in the runs table
 TAG_BEST_VERDICT = "sweep.best_verdict"

@@ -5,6 +5,7 @@ table."""
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from envs import TINY, ablation_of, env_of, short_corpus
@@ -255,3 +256,30 @@ def test_a_plain_ablation_names_the_command_that_settles_its_undecided_rows(
     r = sweep("ablate", "--knob", "dropout", "--values", "0.1", "--format", "csv", *uri)
     assert r.exit_code == 0 and '"knob","value"' in r.output, r.output
     assert "undecided" not in r.output  # a machine-readable table is the table alone
+
+
+def test_a_value_added_later_is_its_own_family_and_changes_no_decided_row(
+    tracker, corpus_path, tmp_path
+):
+    """Bonferroni over the rows a table has *now* re-decided every earlier row at alpha/K
+    when a value was added (the audit: lr=0.003 `better` at 95% became [-0.2716, -0.0811]
+    at 97.5%, wider at both ends, and a decided row could turn inconclusive)."""
+    base = _baseline(tracker, corpus_path, tmp_path, 4)  # four pairs: a finite interval alone
+    first = run_ablation(env_of(tracker), "lr", ["0.003"])
+    before = _row(tracker, first.parent_id, "0.003")
+    later = run_ablation(env_of(tracker), "lr", ["0.03", "0.0003"])
+    assert later.parent_id == first.parent_id
+    table = sweep_table(tracker, tracker.get_run(first.parent_id))
+    after = table.to_frame().set_index("value")
+    for key in ("delta_ci_low", "delta_ci_high", "p_adjusted", "verdict", "seeds_needed"):
+        assert after.loc["0.003", key] == before[key] or (
+            after.loc["0.003", key] != after.loc["0.003", key] and before[key] != before[key]
+        ), key  # equal, or both NaN
+    # the two added together share alpha: each at alpha/2, their p_adj = min(1, 2/e)
+    assert [sorted(f) for f in table.families] == [["0.003"], ["0.0003", "0.03"]]
+    assert table.judged.families == [1, 2]
+    assert "(1 row at 95%, 2 rows at 97.5%" in table.legend
+    assert "every interval of a family holds" in table.legend
+    recorded = json.loads(tracker.get_run(first.parent_id).tags[T.TAG_FAMILIES])
+    assert recorded == table.families
+    assert T.baseline_seeds(tracker.get_run(base.run_id)) == [1, 2, 3, 4]
