@@ -13,6 +13,13 @@ class NoBaselineError(UserError):
     pass
 
 
+class WorkersLost(UserError):
+    """Every worker of a search ended before the study held its trials (a job that failed
+    to start, a node lost): the search failed, exit code 1."""
+
+    exit_code = 1
+
+
 class Interrupted(BaseException):
     """Raised by the SIGTERM/SIGHUP handler: the run ends KILLED, like Ctrl-C. Its message
     is the signal's name (`Interrupted("SIGTERM")`)."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 from ... import tracking as T
 from ...config import MAX_SEED
-from ...errors import Interrupted, JournalError, exit_code, signal_of
+from ...errors import Interrupted, JournalError, WorkersLost, exit_code, signal_of
 from ...execution.env import RunEnv
 from ...execution.processes import SignalGate, interrupt_once, run_processes
 from ...execution.slurm import TaskSignals
@@ -112,9 +112,12 @@ def worker_main(spec: WorkerSpec) -> None:
             result = finish(ctx, spec.options.storage, [], plots=True)
             ctx.progress.say("\n".join(report_lines(result)))
     except (KeyboardInterrupt, Interrupted) as e:
-        if signals is not None and ctx is not None:
-            retry_stopped(ctx)
-            signals.requeue_if_asked()  # after USR2: submitit checkpoints, requeues, exits
+        if signals is not None:
+            if ctx is not None:
+                retry_stopped(ctx)
+            # after USR2 (even while the worker was still starting): submitit checkpoints,
+            # requeues, exits
+            signals.requeue_if_asked()
         sys.exit(exit_code(e))  # its trial and run are ended already (objective, runner)
     except JournalError as e:  # its run is ended FAILED; the main process ends the parent
         print(f"error: {e}", file=sys.stderr)
@@ -185,6 +188,7 @@ def run_workers(ctx: SearchContext, options: Options) -> list[str]:
         )
         if not ctx.env.launcher.detach:
             fail_trials_of(ctx, array.ids)  # a job killed mid-trial (node lost, OOM, SIGKILL)
+            all_ended(ctx)
         return array.ids
     codes = run_processes(
         worker_main,
@@ -194,7 +198,21 @@ def run_workers(ctx: SearchContext, options: Options) -> list[str]:
         after_stop=lambda: reconcile(ctx),
     )
     stopped_by(codes)
+    reconcile(ctx)  # the trials of a worker that died (SIGKILL, the OOM killer)
+    all_ended(ctx)
     return []
+
+
+def all_ended(ctx: SearchContext) -> None:
+    """Every worker has ended: short of the budget (and of the deadline), they were lost (a
+    job that failed as it started, a crash), and the search failed; never `complete`."""
+    state = budget(ctx.study.get_trials(deepcopy=False))
+    left = ctx.time_left()
+    if not state.done(ctx.n_trials) and (left is None or left > 0):
+        raise WorkersLost(
+            f"every worker ended with {state.finished} of {ctx.n_trials} trials finished "
+            "(see the warnings above); run the same command again to go on"
+        )
 
 
 def stopped_by(codes: list[int | None]) -> None:

@@ -86,7 +86,9 @@ def assert_all_ended(tracker, tmp: Path, out: str, code: int, expected: int = 13
     study = optuna.load_study(study_name="s2", storage=open_storage(None, tracker.store_dir))
     assert [t.number for t in study.trials if t.state == TrialState.RUNNING] == []
     killed = [c for c in tracker.children(parent.run_id) if c.state is RunState.KILLED]
-    assert len(killed) >= 2, [(c.name, c.state) for c in tracker.children(parent.run_id)]
+    assert len(killed) >= 2, [
+        (c.name, c.state, c.tags.get(T.TAG_REASON)) for c in tracker.children(parent.run_id)
+    ] + [out]
     for c in killed:  # ended by their own worker (a reason), Optuna told FAIL
         assert c.tags.get(T.TAG_REASON), c.tags
         assert study.trials[int(c.tags[T.TAG_TRIAL])].state == TrialState.FAIL
@@ -127,3 +129,24 @@ def test_ctrl_c_to_a_search_that_ignores_sigint_itself_ends_it_killed(long_searc
     assert_all_ended(tracker, tmp_path / "tmp", out, proc.returncode)
     (parent,) = tracker.search(f"tags.`{T.TAG_ROLE}` = '{T.Role.SEARCH}'")
     assert "interrupted (SIGINT)" in parent.tags[T.TAG_REASON]
+
+
+def test_workers_that_all_die_fail_the_search_never_complete(long_search, tmp_path):
+    """Both workers SIGKILLed (the OOM killer, a lost node): the search is short of its
+    trials and says so, exit 1, the parent FAILED; it used to close `complete`, exit 0."""
+    tracker, env, args = long_search
+    proc = sweep_process(args, tmp_path, env)
+    runs = two_trials_training(tracker, proc)
+    for pid in {int(r.tags[T.TAG_PID]) for r in runs}:
+        os.kill(pid, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out
+    assert "error: every worker ended with 1 of 20 trials finished" in out, out
+    assert "Traceback" not in out
+    (parent,) = tracker.search(f"tags.`{T.TAG_ROLE}` = '{T.Role.SEARCH}'")
+    assert parent.state is RunState.FAILED and "every worker ended" in parent.tags[T.TAG_REASON]
+    assert T.running(tracker) == []
+    killed = [tracker.get_run(r.run_id) for r in runs]
+    assert all(
+        r.state is RunState.KILLED and "died mid-trial" in r.tags[T.TAG_REASON] for r in killed
+    )
