@@ -71,18 +71,34 @@ def jobs_folder(store_dir: Path) -> Path:
 
 @dataclass(frozen=True)
 class Rerun:
-    """`fn` as a submitit checkpointable callable: a preempted or timed-out task runs `fn`
-    again from the start with the same arguments. Picklable when `fn` is."""
+    """`fn(*args, **kwargs)` as a submitit checkpointable callable: a preempted or timed-out
+    task runs it again from the start with the same arguments.
 
-    fn: Callable[..., Any]
+    The call travels as cloudpickle bytes, unpickled only when the task runs. submitit
+    installs its signal handlers (USR2: checkpoint and requeue) after it has unpickled the
+    task, and unpickling `fn` and its arguments imports their modules (torch: seconds); a
+    preemption in those seconds killed the task (FAILED, never requeued). Now the task's
+    unpickling imports this module alone, and the rest is imported under submitit's
+    handlers."""
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.fn(*args, **kwargs)
+    payload: bytes
 
-    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+    @classmethod
+    def of(cls, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Rerun:
+        import cloudpickle
+
+        return cls(cloudpickle.dumps((fn, args, kwargs)))
+
+    def __call__(self) -> Any:
+        import cloudpickle
+
+        fn, args, kwargs = cloudpickle.loads(self.payload)
+        return fn(*args, **kwargs)
+
+    def checkpoint(self) -> Any:
         from submitit.helpers import DelayedSubmission
 
-        return DelayedSubmission(self, *args, **kwargs)
+        return DelayedSubmission(self)
 
 
 @dataclass(frozen=True)
@@ -146,7 +162,7 @@ def submit(
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     executor = submitit.SlurmExecutor(folder=folder / "%j", max_num_timeout=options.max_timeouts)
     executor.update_parameters(**options.executor_parameters(name))
-    task = fn if callable(getattr(fn, "checkpoint", None)) else Rerun(fn)
+    own = callable(getattr(fn, "checkpoint", None))  # checkpoints itself: as it is
     # clean_env: submitting from inside a Slurm job must not hand its SLURM_* to the array.
     # sbatch's own stderr would be printed by submitit as well: the error below says it.
     try:
@@ -155,7 +171,10 @@ def submit(
             contextlib.redirect_stderr(io.StringIO()),
             executor.batch(),
         ):
-            jobs = [executor.submit(task, *call) for call in calls]
+            jobs = [
+                executor.submit(fn, *call) if own else executor.submit(Rerun.of(fn, *call))
+                for call in calls
+            ]
     except FailedJobError as e:
         lines = [line for line in str(e).splitlines() if line.strip()]
         raise UserError(f"sbatch refused the job array: {lines[-1] if lines else e}") from None

@@ -275,6 +275,50 @@ def test_ctrl_c_cancels_the_worker_jobs_and_their_trials_end_killed(
     assert study.get_trials()[int(victim.tags[T.TAG_TRIAL])].state == TrialState.FAIL
 
 
+def running_worker() -> str | None:
+    out = subprocess.run(
+        ["squeue", "-h", "-t", "R", "-n", "sweep-worker", "-o", "%i"], capture_output=True
+    )
+    return out.stdout.decode().split()[0] if out.stdout.strip() else None
+
+
+def test_a_worker_preempted_as_it_starts_is_requeued_and_the_search_completes(
+    slurm_cluster, recorded, optuna_db, tmp_path
+):
+    """A preemption (submitit's USR2) that lands while the worker is still starting, before
+    its study is open: the job is requeued and the search finishes its trials. (Before, the
+    job ended FAILED, and the search closed `complete` with 0 trials and exit 0.)"""
+    if "urgent" not in slurm_cluster.partitions:
+        pytest.skip("needs the 'urgent' partition of .ci/slurm.conf.in (preempts the default)")
+    cpus = str(slurm_cluster.cpus)  # the whole node: the urgent job preempts the worker
+    args = [*search_args(recorded, optuna_db, trials=3), "--workers", "1", "--slurm-cpus", cpus]
+    since = time.time()
+    proc = start(tmp_path, *args)
+    try:
+        job = wait_for(running_worker, 180, "the worker job running")
+        urgent = ["sbatch", "-p", "urgent", "-c", "1", "-t", "2", "-o", "/dev/null"]
+        subprocess.run([*urgent, "--wrap", "sleep 2"], check=True, capture_output=True)
+        out, _ = proc.communicate(timeout=400)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    assert proc.returncode == 0, out
+    study = optuna.load_study(study_name="on-slurm", storage=optuna_db)
+    assert sum(t.state == TrialState.COMPLETE for t in counted(study.get_trials())) == 3, out
+    assert the_search(recorded).state is RunState.COMPLETE
+    assert not T.running(recorded)
+    cmd = ["sacct", "-X", "-n", "-P", "-o", "State", "-D", "-j", job]
+    cmd += ["-S", time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - 1))]
+    states = [
+        ln.split()[0]
+        for ln in subprocess.run(cmd, capture_output=True, text=True).stdout.split("\n")
+        if ln.strip()
+    ]
+    assert states[0] in ("REQUEUED", "PREEMPTED") and states[-1] == "COMPLETED", (states, out)
+
+
 @pytest.mark.parametrize("recorded", [3], indirect=True)  # confirm: 2 seeds the search never ran
 def test_detach_returns_at_once_then_table_shows_the_finished_study_and_confirm_runs_on_slurm(
     slurm_cluster, recorded, optuna_db, tmp_path
