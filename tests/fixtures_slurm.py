@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,3 +70,15 @@ def slurm_cluster() -> SlurmCluster:
         partitions=tuple(p.rstrip("*") for p in names),
         cpus=min(int(r[1].rstrip("+")) for r in usable),  # "2+": nodes of 2 CPUs or more
     )
+
+
+def sacct(job_id: str, since: float | None = None) -> list[tuple[str, str]]:
+    """(JobID, first word of State) of the job's allocations; with `since` (a time.time()),
+    every run of the job since then (-D), oldest first (a cluster whose state was wiped
+    could hand out the same id again)."""
+    cmd = ["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", job_id]
+    if since is not None:
+        cmd += ["-D", "-S", time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - 1))]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    rows = [line.split("|") for line in out.stdout.splitlines() if line.strip()]
+    return [(r[0], r[1].split()[0]) for r in rows]

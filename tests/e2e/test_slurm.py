@@ -20,6 +20,7 @@ import slurm_tasks
 
 from orchestrator.execution import slurm
 from orchestrator.execution.slurm_options import SlurmOptions
+from tests.fixtures_slurm import sacct
 
 pytestmark = pytest.mark.slow
 
@@ -42,18 +43,6 @@ def wait_for(check: Callable[[], object], timeout: float, what: str) -> None:
             return
         time.sleep(0.5)
     raise AssertionError(f"{what} not seen in {timeout:.0f} s")
-
-
-def sacct(job_id: str, since: float | None = None) -> list[tuple[str, str]]:
-    """(JobID, first word of State) of the job's allocations; with `since` (a time.time()),
-    every run of the job since then (-D), oldest first (a cluster whose state was wiped
-    could hand out the same id again)."""
-    cmd = ["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", job_id]
-    if since is not None:
-        cmd += ["-D", "-S", time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - 1))]
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    rows = [line.split("|") for line in out.stdout.splitlines() if line.strip()]
-    return [(r[0], r[1].split()[0]) for r in rows]
 
 
 def queued(job_id: str) -> list[str]:

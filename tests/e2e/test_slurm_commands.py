@@ -11,6 +11,7 @@ environment (sbatch --export=ALL): SWEEP_HEARTBEAT_S=1 reaches them."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -35,6 +36,7 @@ from orchestrator.sweeps.baseline import record_baseline
 from orchestrator.sweeps.search.attrs import ATTR_SURPLUS
 from orchestrator.sweeps.search.budget import counted, retried_number
 from orchestrator.tracking import RunState, Tracker
+from tests.fixtures_slurm import sacct
 
 pytestmark = pytest.mark.slow
 
@@ -107,6 +109,18 @@ def start(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.Pop
         text=True,
         start_new_session=True,
     )
+
+
+@contextlib.contextmanager
+def started(tmp_path: Path, *args: str) -> Iterator[subprocess.Popen]:
+    """`start`; the command's process group killed if the test leaves it running."""
+    proc = start(tmp_path, *args)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -251,15 +265,10 @@ def test_search_workers_are_one_job_array_and_a_cancelled_one_costs_the_study_no
 def test_ctrl_c_cancels_the_worker_jobs_and_their_trials_end_killed(
     slurm_cluster, recorded, optuna_db, tmp_path
 ):
-    proc = start(tmp_path, *search_args(recorded, optuna_db, "long.toml", trials=20))
-    try:
+    with started(tmp_path, *search_args(recorded, optuna_db, "long.toml", trials=20)) as proc:
         victim = wait_for(lambda: training_trial(recorded), 180, "a trial training in a job")
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the command's process group
         out, _ = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
     assert proc.returncode == 130, out
     assert "Traceback" not in out
@@ -293,29 +302,18 @@ def test_a_worker_preempted_as_it_starts_is_requeued_and_the_search_completes(
     cpus = str(slurm_cluster.cpus)  # the whole node: the urgent job preempts the worker
     args = [*search_args(recorded, optuna_db, trials=3), "--workers", "1", "--slurm-cpus", cpus]
     since = time.time()
-    proc = start(tmp_path, *args)
-    try:
+    with started(tmp_path, *args) as proc:
         job = wait_for(running_worker, 180, "the worker job running")
         urgent = ["sbatch", "-p", "urgent", "-c", "1", "-t", "2", "-o", "/dev/null"]
         subprocess.run([*urgent, "--wrap", "sleep 2"], check=True, capture_output=True)
         out, _ = proc.communicate(timeout=400)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
     assert proc.returncode == 0, out
     study = optuna.load_study(study_name="on-slurm", storage=optuna_db)
     assert sum(t.state == TrialState.COMPLETE for t in counted(study.get_trials())) == 3, out
     assert the_search(recorded).state is RunState.COMPLETE
     assert not T.running(recorded)
-    cmd = ["sacct", "-X", "-n", "-P", "-o", "State", "-D", "-j", job]
-    cmd += ["-S", time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - 1))]
-    states = [
-        ln.split()[0]
-        for ln in subprocess.run(cmd, capture_output=True, text=True).stdout.split("\n")
-        if ln.strip()
-    ]
+    states = [state for _, state in sacct(job, since)]
     assert states[0] in ("REQUEUED", "PREEMPTED") and states[-1] == "COMPLETED", (states, out)
 
 
